@@ -1,0 +1,41 @@
+"""gunicorn settings; every value can be overridden from the environment."""
+
+import os
+from typing import Any
+
+
+def _int_from_env(name: str, default: int, *, minimum: int) -> int:
+    """The integer in `name`; a bad value stops gunicorn with a one-line message naming it."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = _int_from_env("WEB_CONCURRENCY", 2, minimum=1)
+threads = _int_from_env("GUNICORN_THREADS", 1, minimum=1)
+timeout = _int_from_env("GUNICORN_TIMEOUT", 30, minimum=1)
+graceful_timeout = 20
+keepalive = 5
+max_requests = _int_from_env("GUNICORN_MAX_REQUESTS", 0, minimum=0)
+max_requests_jitter = 100
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server: Any, worker: Any) -> None:  # gunicorn ships no type hints
+    """With multiprocess metrics, drop the live gauges of a worker that exited (its counters stay)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Imported here: the master never loads prometheus-client, so a worker forked from it
+        # picks its metrics mode after Django has read the environment.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
