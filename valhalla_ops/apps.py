@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ValhallaOpsConfig(AppConfig):
+    name = "valhalla_ops"
+    verbose_name = "Valhalla Ops"
+
+    def ready(self) -> None:
+        from valhalla_ops import dashboard, ops, registry, roles
+
+        ops.register_builtin_actions()
+        registry.dashboard_sections.register(
+            "audit", registry.DashboardSection("Audit log", dashboard.audit_rows, order=900)
+        )
+        roles.grant("valhalla_ops", admin_codenames=["run_admin_ops"])
+        post_migrate.connect(roles.sync_role_permissions, dispatch_uid="valhalla_ops.sync_roles")

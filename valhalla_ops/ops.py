@@ -1,0 +1,135 @@
+"""Admin ops: high-level actions run through `POST /admin/ops/`.
+
+Each app registers its actions in AppConfig.ready():
+`registry.ops_actions.register("name", OpsAction(run=..., description=..., mutating=...))`.
+An action takes `actor` and `params` as keyword arguments and returns JSON-able data; it
+raises `ServiceError` (or DRF's `ValidationError`) for bad params.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import APIException
+
+from valhalla_ops import metrics, registry
+from valhalla_ops.audit import Actor, describe_actor, record_change, redact
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpsAction:
+    run: Callable[..., Any]
+    description: str
+    mutating: bool = False
+
+
+class UnknownAction(LookupError):
+    pass
+
+
+def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
+    """Run one registered action and announce it (event + metric), whatever its outcome.
+
+    A mutating action's service writes its own audit row; a read-only action gets one here.
+    The `admin_ops.executed` event commits with the action's changes; a refused action is
+    announced as `admin_ops.refused` on its own, after the action's transaction rolled back.
+    """
+    entry = registry.ops_actions.get(action)
+    if entry is None:
+        metrics.admin_ops.labels("unknown", "refused").inc()
+        raise UnknownAction(action)
+    try:
+        with transaction.atomic():
+            data = entry.run(actor=actor, params=params)
+            if not entry.mutating:
+                record_change(
+                    actor=actor,
+                    action=f"admin_ops.{action}",
+                    message=f"Admin ops action {action}",
+                    context_data={"params": params},
+                )
+            _announce(actor, action, entry, params, outcome="ok")
+    except APIException as error:
+        metrics.admin_ops.labels(action, "refused").inc()
+        with transaction.atomic():
+            _announce(
+                actor, action, entry, params, outcome="refused", error=error_text(error.detail)
+            )
+        raise
+    except Exception:
+        metrics.admin_ops.labels(action, "error").inc()
+        raise
+    metrics.admin_ops.labels(action, "ok").inc()
+    return data
+
+
+def error_text(detail: object) -> str:
+    """A DRF error detail (string, list or dict of them) as one line."""
+    if isinstance(detail, dict):
+        return "; ".join(f"{field}: {error_text(value)}" for field, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(error_text(item) for item in detail)
+    return str(detail)
+
+
+def _announce(
+    actor: Actor,
+    action: str,
+    entry: OpsAction,
+    params: dict[str, Any],
+    *,
+    outcome: str,
+    error: str | None = None,
+) -> None:
+    """Queue the admin-ops event for subscribed channels (nothing if notify is not installed)."""
+    emit = registry.event_emitter.get("default")
+    if emit is None:
+        return
+    _type, _id, name = describe_actor(actor)
+    topic = "admin_ops.executed" if outcome == "ok" else "admin_ops.refused"
+    verb = "ran" if outcome == "ok" else "was refused"
+    emit(
+        topic=topic,
+        payload={
+            "action": action,
+            "outcome": outcome,
+            "mutating": entry.mutating,
+            "actor": name,
+            "params": redact(params),
+            "error": error,
+        },
+        subject=f"Admin ops: {action} {verb} ({name})",
+    )
+
+
+def list_actions(*, actor: Actor, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"action": name, "description": entry.description, "mutating": entry.mutating}
+        for name, entry in registry.ops_actions.items()
+    ]
+
+
+def security_snapshot(*, actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
+    """One view of everything security-relevant, one section per app."""
+    sections: dict[str, Any] = {"generated_at": timezone.now().isoformat()}
+    for name, section in registry.snapshot_sections.items():
+        try:
+            sections[name] = section()
+        except Exception:  # one broken section must not hide the others
+            logger.exception("security snapshot section %s failed", name)
+            sections[name] = {"error": "section unavailable"}
+    return sections
+
+
+def register_builtin_actions() -> None:
+    registry.ops_actions.register(
+        "list_actions", OpsAction(list_actions, "List the available actions.")
+    )
+    registry.ops_actions.register(
+        "security_snapshot", OpsAction(security_snapshot, "Security overview from every app.")
+    )

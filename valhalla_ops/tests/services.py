@@ -1,0 +1,84 @@
+"""Real services for the tests: PostgreSQL, Redis, and free loopback ports for servers.
+
+Outside CI a missing service skips the tests that need it, with the reason; in CI
+(`CI=true`) it fails them, so a green run always means they ran.
+"""
+
+import os
+import socket
+
+import pytest
+from django.db import connection
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: required services must be running)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres(db) -> None:
+    """Skip (fail in CI's PostgreSQL pass) unless the tests run on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: runs in the pass with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis URL (REDIS_URL, or the local default), flushed per test that uses it."""
+    import redis
+
+    url = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        unavailable(f"Redis at {url} is not reachable: {error}")
+    return url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def subscribe(db):
+    """subscribe("client.*", ...) -> a function listing what a channel with those events got.
+
+    The channel is a real one (email, never delivered here): what is listed is what the
+    outbox queued for it, oldest first.
+    """
+    from notify import services as notify_services
+    from notify.models import NotificationOutbox
+    from valhalla_ops.principals import SYSTEM
+
+    counter = iter(range(1, 10_000))
+
+    def make(*patterns: str):
+        channel, _secret = notify_services.create_channel(
+            actor=SYSTEM,
+            name=f"subscriber-{next(counter)}",
+            channel_type="email",
+            target="oncall@example.com",
+            events=list(patterns),
+        )
+        return lambda: list(NotificationOutbox.objects.filter(channel=channel).order_by("id"))
+
+    return make
