@@ -1,0 +1,171 @@
+"""The read-only shield (PACK UJ): writes get 503 while the system is not in normal mode.
+
+- The mode comes from `maintenance.state.current_state()` (cached: no query on a normal
+  request). If it cannot be read, writes are refused and reads pass.
+- What must stay writable is exempt (see `is_exempt`), so nobody is locked out.
+- Database backstop: while the mode is not normal, a non-exempt request runs with a
+  connection execute wrapper that refuses INSERT/UPDATE/DELETE (outside
+  `valhalla_ops.writeguard.bookkeeping()`); the refusal becomes the shield's 503.
+"""
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from maintenance.models import Mode
+from maintenance.state import StateSnapshot, StateUnavailable, current_state
+from valhalla_ops import registry
+from valhalla_ops.metrics import shield_blocked
+from valhalla_ops.writeguard import is_bookkeeping
+
+logger = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+UNKNOWN = "unknown"
+MESSAGES = {
+    Mode.READ_ONLY: "System is in read-only mode. Write operations are not allowed.",
+    Mode.MAINTENANCE: "System is under maintenance. Write operations are not allowed.",
+    UNKNOWN: "The maintenance state cannot be read. Write operations are refused until it can.",
+}
+# The maintenance API and admin (state and windows), sign-in, health checks.
+EXEMPT_PREFIXES = ("/system/maintenance/", "/admin/maintenance/", "/admin/login/", "/admin/logout/")
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/healthz/", "/readyz/", "/metrics/"})
+OPS_PATHS = frozenset({"/admin/ops", "/admin/ops/"})
+STATE_ACTIONS = frozenset({"set_maintenance_mode", "get_maintenance_state"})
+WRITE_SQL = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE|MERGE|TRUNCATE)\b", re.IGNORECASE)
+
+
+class WriteBlocked(Exception):
+    """An ORM write from a non-exempt request while the system is not in normal mode."""
+
+
+class ReadOnlyShieldMiddleware:
+    """Refuse writes with 503 while the system is not in normal mode."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        state = read_state()
+        if state is not None and state.is_normal:
+            return self.get_response(request)
+        if is_exempt(request):
+            return self.get_response(request)
+        if request.method not in SAFE_METHODS:
+            return shield_response(request, state)
+        if state is None:
+            return self.get_response(request)  # state unknown: reads pass
+        return self.guarded(request, state)
+
+    def guarded(self, request: HttpRequest, state: StateSnapshot) -> HttpResponse:
+        """Run the request with the database backstop on every connection."""
+        guard = WriteGuard(state.mode, request.path_info)
+        request._maintenance_state = state  # type: ignore[attr-defined]
+        with ExitStack() as stack:
+            for conn in connections.all():
+                stack.enter_context(conn.execute_wrapper(guard))
+            response = self.get_response(request)
+        if guard.tripped and response.status_code >= 500:  # raised outside the view
+            return shield_response(request, state)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, WriteBlocked):
+            return shield_response(request, getattr(request, "_maintenance_state", None))
+        return None
+
+
+class WriteGuard:
+    """A connection execute wrapper that refuses writes, except system bookkeeping."""
+
+    def __init__(self, mode: str, path: str) -> None:
+        self.mode = mode
+        self.path = path
+        self.tripped = False
+
+    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if WRITE_SQL.match(sql) and not is_bookkeeping():
+            self.tripped = True
+            logger.warning("refused a database write in %s mode on %s", self.mode, self.path)
+            raise WriteBlocked(
+                f"Database write refused: the system is in {self.mode} mode ({self.path})."
+            )
+        return execute(sql, params, many, context)
+
+
+def read_state() -> StateSnapshot | None:
+    """The cached state, or None when it cannot be read."""
+    try:
+        return current_state()
+    except StateUnavailable:
+        return None
+
+
+def is_exempt(request: HttpRequest) -> bool:
+    """Requests that stay writable in every mode."""
+    path = request.path_info
+    if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+        return True
+    extra = tuple(prefix for prefix in settings.MAINTENANCE_EXEMPT_PATHS if prefix)
+    if extra and path.startswith(extra):
+        return True
+    return path in OPS_PATHS and request.method == "POST" and _is_exempt_ops_action(request)
+
+
+def _is_exempt_ops_action(request: HttpRequest) -> bool:
+    """Admin ops: changing or reading the state, and actions that change nothing."""
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, RequestDataTooBig, RawPostDataException, OSError):
+        return False
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, str):
+        return False
+    if action in STATE_ACTIONS:
+        return True
+    entry = registry.ops_actions.get(action)
+    return entry is not None and not entry.mutating
+
+
+def retry_after(state: StateSnapshot | None) -> int:
+    """Seconds to the end of the running maintenance window, else the configured default."""
+    if state is not None:
+        now = timezone.now()
+        window = state.current_window(now)
+        if window is not None:
+            return max(1, math.ceil((window.ends_at - now).total_seconds()))
+    return settings.MAINTENANCE_RETRY_AFTER
+
+
+def wants_html(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/admin/") and "text/html" in request.headers.get(
+        "Accept", ""
+    )
+
+
+def shield_response(request: HttpRequest, state: StateSnapshot | None) -> HttpResponse:
+    mode = state.mode if state is not None else UNKNOWN
+    detail = MESSAGES.get(mode, MESSAGES[UNKNOWN])
+    seconds = retry_after(state)
+    shield_blocked.labels(mode).inc()
+    if wants_html(request):
+        context = {"detail": detail, "mode": mode, "retry_after": seconds}
+        body = render_to_string("maintenance/unavailable.html", context)
+        response: HttpResponse = HttpResponse(body, status=503)
+    else:
+        response = JsonResponse({"status_code": 503, "detail": detail, "mode": mode}, status=503)
+    response["Retry-After"] = str(seconds)
+    response["Cache-Control"] = "no-store"
+    return response
