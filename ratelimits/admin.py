@@ -1,0 +1,105 @@
+"""The ops console for rate limits: rules change through the services; snapshots are read-only."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from ratelimits import services
+from ratelimits.models import RateLimitRule, RateLimitSnapshot
+
+RULE_FIELDS = ["scope", "key", "window_seconds", "max_requests", "enabled", "description"]
+
+
+class RateLimitRuleForm(forms.ModelForm):
+    class Meta:
+        model = RateLimitRule
+        fields = RULE_FIELDS
+
+
+@admin.register(RateLimitRule)
+class RateLimitRuleAdmin(admin.ModelAdmin):
+    form = RateLimitRuleForm
+    list_display = [
+        "id",
+        "scope",
+        "key",
+        "max_requests",
+        "window_seconds",
+        "enabled",
+        "description",
+        "updated_at",
+    ]
+    list_display_links = ["id", "key"]
+    list_filter = ["scope", "enabled", "window_seconds", "created_at"]
+    search_fields = ["key", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+    date_hierarchy = "created_at"
+    actions = ["enable_rules", "disable_rules", "snapshot_counters"]
+
+    def save_model(
+        self, request: HttpRequest, obj: RateLimitRule, form: forms.ModelForm, change: bool
+    ) -> None:
+        data = {name: form.cleaned_data[name] for name in RULE_FIELDS}
+        if change:
+            stored = RateLimitRule.objects.get(pk=obj.pk)  # obj already carries the form's values
+            services.update_rule(actor=request.user, rule=stored, **data)
+            return
+        obj.pk = services.create_rule(actor=request.user, **data).pk
+
+    def delete_model(self, request: HttpRequest, obj: RateLimitRule) -> None:
+        services.delete_rule(actor=request.user, rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RateLimitRule]) -> None:
+        for rule in queryset:
+            services.delete_rule(actor=request.user, rule=rule)
+
+    @admin.action(description="Enable selected rules", permissions=["change"])
+    def enable_rules(self, request: HttpRequest, queryset: QuerySet[RateLimitRule]) -> None:
+        for rule in queryset:
+            services.update_rule(actor=request.user, rule=rule, enabled=True)
+        self.message_user(request, f"Enabled {len(queryset)} rule(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected rules", permissions=["change"])
+    def disable_rules(self, request: HttpRequest, queryset: QuerySet[RateLimitRule]) -> None:
+        for rule in queryset:
+            services.update_rule(actor=request.user, rule=rule, enabled=False)
+        self.message_user(request, f"Disabled {len(queryset)} rule(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Snapshot the live counters of selected rules", permissions=["change"]
+    )
+    def snapshot_counters(self, request: HttpRequest, queryset: QuerySet[RateLimitRule]) -> None:
+        states = services.snapshot_counters(actor=request.user, rules=list(queryset))
+        self.message_user(request, f"Wrote {len(states)} snapshot(s).", messages.SUCCESS)
+
+
+@admin.register(RateLimitSnapshot)
+class RateLimitSnapshotAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "scope",
+        "key",
+        "current_count",
+        "max_requests",
+        "window_seconds",
+        "window_started_at",
+        "rule",
+    ]
+    list_filter = ["scope", "window_seconds", "created_at"]
+    search_fields = ["key"]
+    date_hierarchy = "created_at"
+    list_select_related = ["rule"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: RateLimitSnapshot | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: RateLimitSnapshot | None = None
+    ) -> bool:
+        return False
