@@ -1,0 +1,59 @@
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from retention import modes, purger, services
+from retention.models import DataRetentionPolicy, PurgeRun
+from valhalla_ops.principals import command_actor
+
+
+class Command(BaseCommand):
+    help = "Delete rows older than their retention policy, in batches (every enabled policy)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="Count, don't delete.")
+        parser.add_argument("--category", help="Only this category (its policy must exist).")
+
+    def handle(self, *args: object, dry_run: bool, category: str | None, **options: object) -> None:
+        policies = self.policies(category, dry_run=dry_run)
+        if not dry_run and not modes.purges_allowed():
+            raise CommandError(
+                f"Purges are paused: the system is in {modes.current_mode()} mode. "
+                "Use --dry-run to count, or switch back to normal mode."
+            )
+        actor = command_actor("purge_expired")
+        runs = [
+            purger.purge_policy(policy=policy, actor=actor, dry_run=dry_run, progress=self.batch)
+            for policy in policies
+        ]
+        for run in runs:
+            self.summary(run)
+        failed = [run.category for run in runs if run.status == PurgeRun.Status.FAILED]
+        if failed:
+            raise CommandError(f"Purge failed for: {', '.join(failed)}.")
+
+    def policies(self, category: str | None, *, dry_run: bool) -> list[DataRetentionPolicy]:
+        if category is None:
+            return list(DataRetentionPolicy.objects.enabled())
+        known = services.registered_categories()
+        if category not in known:
+            raise CommandError(f"Unknown category {category!r}. Registered: {', '.join(known)}.")
+        policy = DataRetentionPolicy.objects.filter(category=category).first()
+        if policy is None:
+            raise CommandError(f"No retention policy for {category!r}: create one first.")
+        if not policy.enabled and not dry_run:
+            raise CommandError(f"The {category!r} policy is disabled (--dry-run still counts).")
+        return [policy]
+
+    def batch(self, run: PurgeRun, deleted: int) -> None:
+        self.stdout.write(
+            f"{run.category}: batch {run.batches}: deleted {deleted} (total {run.deleted})"
+        )
+
+    def summary(self, run: PurgeRun) -> None:
+        verb = "would delete" if run.dry_run else "deleted"
+        line = f"{run.category}: {verb} {run.deleted} row(s) older than {run.cutoff:%Y-%m-%d %H:%M}"
+        if run.status == PurgeRun.Status.FAILED:
+            self.stderr.write(f"{line}; FAILED: {run.error}")
+        else:
+            self.stdout.write(f"{line}{'; ' + run.error if run.error else ''}")
