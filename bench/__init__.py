@@ -1,0 +1,1 @@
+"""Benchmarks (not tests: pytest does not collect this folder). See docs/BENCHMARKS.md."""
