@@ -9,6 +9,11 @@ from clients.lookup import _cache
 from valhalla_ops.principals import SYSTEM
 
 
+def tampered(key: str) -> str:
+    """The key with its last character changed: always a different, badly checksummed key."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_key_cache():
     """Per-process key caches must not leak between tests (ids are reused after rollback)."""

@@ -5,6 +5,7 @@ import pytest
 
 from clients.keys import hash_key
 from clients.models import ApiClient
+from clients.tests.fixtures import tampered
 from maintenance.models import MaintenanceState
 from valhalla_ops.models import SystemLog
 from valhalla_ops.tests.browser import (  # noqa: F401
@@ -86,7 +87,7 @@ def test_added_client_key_is_shown_once_and_authenticates(page, staff_login, liv
     key = add_client(page, name="billing", client_type="service", groups=("ops-viewer",))
     api = f"{live_server.url}/system/clients/"
     with_key = httpx.get(api, headers={"X-API-Key": key})
-    wrong_key = httpx.get(api, headers={"X-API-Key": key[:-1] + "x"})
+    wrong_key = httpx.get(api, headers={"X-API-Key": tampered(key)})
     client = ApiClient.objects.get(name="billing")
     page.goto(f"{CLIENTS_URL}{client.pk}/change/")
     change_page = page.content()
