@@ -35,9 +35,14 @@ def checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)
 
 
-def generate_key(kind: str = "live") -> str:
-    body = PREFIXES[kind] + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+def typed_key(kind: str, random_part: str) -> str:
+    """`vo_<kind>_` + the random part + its checksum."""
+    body = PREFIXES[kind] + random_part
     return body + checksum(body)
+
+
+def generate_key(kind: str = "live") -> str:
+    return typed_key(kind, "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH)))
 
 
 def is_typed(key: str) -> bool:
