@@ -5,6 +5,20 @@ from clients import keys
 from clients.models import ApiClient
 
 
+class GroupNamesField(serializers.SlugRelatedField):
+    """Groups by name. A NUL byte is refused before the lookup (PostgreSQL cannot compare it)."""
+
+    default_error_messages = {"null_characters_not_allowed": "Null characters are not allowed."}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(slug_field="name", queryset=Group.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: object) -> Group:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("null_characters_not_allowed")
+        return super().to_internal_value(data)
+
+
 class ApiClientSerializer(serializers.ModelSerializer):
     groups: serializers.SlugRelatedField[Group] = serializers.SlugRelatedField(
         slug_field="name", many=True, read_only=True
@@ -57,14 +71,7 @@ class ApiClientCreateSerializer(serializers.Serializer):
         max_length=keys.MAX_KEY_LENGTH,
         help_text="Optional: a key of your own. Leave out to get a generated `vo_live_`/`vo_test_` key.",
     )
-    groups = serializers.SlugRelatedField(
-        slug_field="name",
-        queryset=Group.objects.all(),
-        many=True,
-        required=False,
-        # With many=True the default goes to the list field; the stubs type it as one Group.
-        default=list,  # type: ignore[arg-type]
-    )
+    groups = GroupNamesField(many=True, required=False, default=list)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     active = serializers.BooleanField(required=False, default=True)
 
@@ -73,9 +80,7 @@ class ApiClientUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150, required=False)
     client_type = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", max_length=64, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    groups = serializers.SlugRelatedField(
-        slug_field="name", queryset=Group.objects.all(), many=True, required=False
-    )
+    groups = GroupNamesField(many=True, required=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 

@@ -21,7 +21,8 @@ class DataRetentionPolicyViewSet(
     serializer_class = DataRetentionPolicySerializer
     filterset_class = DataRetentionPolicyFilter
     lookup_field = "category"
-    lookup_value_regex = r"[^/]+"
+    # No NUL: PostgreSQL refuses it in a comparison, so such a path is a plain 404.
+    lookup_value_regex = r"[^/\x00]+"
     action_perms = {
         # create-or-update: the caller must be allowed to do both
         "create": ["retention.add_dataretentionpolicy", "retention.change_dataretentionpolicy"],

@@ -159,6 +159,22 @@ def test_operator_can_grant_its_own_group(operator):
     assert response.json()["groups"] == ["ops-viewer"]
 
 
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_group_name_with_a_nul_byte_is_a_400_not_a_database_error(
+    operator, make_api_client, method
+):
+    # PostgreSQL refuses NUL in a text comparison; schemathesis found this as a 500.
+    existing, _ = make_api_client(name="existing")
+    path = "/system/clients/" if method == "post" else f"/system/clients/{existing.pk}/"
+    body = {"name": "x", "client_type": "t", "groups": ["ops-viewer\x00"]}
+
+    response = getattr(operator, method)(path, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["groups"] == ["Null characters are not allowed."]
+    assert not ApiClient.objects.filter(name="x").exists()
+
+
 def test_anonymous_gets_401_and_viewer_gets_403_on_create(api_client, viewer):
     anonymous = api_client.post("/system/clients/", SEED_CLIENT, format="json")
     forbidden = viewer.post("/system/clients/", SEED_CLIENT, format="json")

@@ -186,12 +186,12 @@ def test_get_by_category(viewer, make_policy):
     assert viewer.get("/system/retention/audit_logs/").status_code == 200
 
 
-@pytest.mark.parametrize("category", ["export_jobs", "nonsense"])
+@pytest.mark.parametrize("category", ["export_jobs", "nonsense", "audit%00logs"])
 def test_get_without_policy_is_404(viewer, category):
     response = viewer.get(f"/system/retention/{category}")
 
     assert response.status_code == 404
-    assert response.data["status_code"] == 404
+    assert response.json()["status_code"] == 404
 
 
 def test_runs_of_a_category(viewer, make_policy):
