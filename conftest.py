@@ -6,11 +6,23 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
+from ratelimits import ruleset, store
+
 pytest_plugins = [
     "valhalla_ops.tests.services",
     "clients.tests.fixtures",
     "maintenance.tests.fixtures",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_state_between_tests():
+    """No test sees the rules or counters another test left in this process."""
+    ruleset._loaded = None
+    store.reset_store()
+    yield
+    ruleset._loaded = None
+    store.reset_store()
 
 
 @pytest.fixture

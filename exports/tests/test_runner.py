@@ -364,9 +364,16 @@ def test_download_needs_permission(nobody, finished_job):
 def test_concurrent_workers_run_each_job_once(postgres, media, make_job, monkeypatch):
     jobs = [make_job(job_type="api_clients_export") for _ in range(8)]
     write = runner.write_export
+    # Each worker's first job waits until the other worker holds one too: both run at the
+    # same time however late one of them starts.
+    both_busy = threading.Barrier(2, timeout=30)
+    seen = threading.local()
 
     def slow_write(job):
-        time.sleep(0.05)  # keep both workers busy at the same time
+        if not getattr(seen, "first", False):
+            seen.first = True
+            both_busy.wait()
+        time.sleep(0.05)
         return write(job)
 
     monkeypatch.setattr(runner, "write_export", slow_write)

@@ -82,8 +82,9 @@ def test_same_mode_again_is_audited_but_not_announced_and_keeps_since(events):
 
 
 def test_set_mode_publishes_on_commit(
-    django_capture_on_commit_callbacks, django_assert_num_queries
+    django_capture_on_commit_callbacks, django_assert_num_queries, settings
 ):
+    settings.MAINTENANCE_STATE_CACHE_SECONDS = 60  # only the publish may refresh the copy
     assert state.current_mode() == "normal"
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -93,7 +94,8 @@ def test_set_mode_publishes_on_commit(
         assert state.current_mode() == "read_only"
 
 
-def test_set_mode_without_commit_leaves_the_cached_state_alone():
+def test_set_mode_without_commit_leaves_the_cached_state_alone(settings):
+    settings.MAINTENANCE_STATE_CACHE_SECONDS = 60  # a lapsed copy would re-read the open row
     assert state.current_mode() == "normal"
 
     services.set_mode(actor=SYSTEM, mode="read_only")  # the test transaction never commits

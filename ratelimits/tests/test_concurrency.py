@@ -18,7 +18,7 @@ from ratelimits.limiter import window_of
 from ratelimits.models import RateLimitSnapshot
 from ratelimits.ruleset import counter_prefix
 from valhalla_ops.principals import SYSTEM
-from valhalla_ops.tests.services import free_port
+from valhalla_ops.tests.services import free_ports
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REQUESTS = 500
@@ -66,9 +66,10 @@ def two_gunicorns(postgres, redis_client, redis_url):
         "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": redis_url,
         "RATELIMIT_ENABLED": "1",
+        "RATELIMIT_REDIS_TIMEOUT": "2",  # a slow reply on a busy machine must not fail open
         "GUNICORN_ACCESSLOG": "/dev/null",
     }
-    ports = [free_port(), free_port()]
+    ports = free_ports(2)
     processes = [start_gunicorn(port, env) for port in ports]
     try:
         for port, process in zip(ports, processes, strict=True):

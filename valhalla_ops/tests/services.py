@@ -14,11 +14,24 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    The probes stay bound until all are chosen, so two calls cannot hand out the same port.
+    """
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def unavailable(reason: str) -> None:
