@@ -49,10 +49,14 @@ def postgres(db) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """A reachable Redis URL (REDIS_URL, or the local default), flushed per test that uses it."""
+    """A reachable Redis URL, flushed per test that uses it.
+
+    REDIS_URL when the project runs on Redis; otherwise TEST_REDIS_URL or the local default,
+    so two suites on one machine can keep to their own Redis databases.
+    """
     import redis
 
-    url = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS
+    url = os.environ.get("REDIS_URL") or os.environ.get("TEST_REDIS_URL") or DEFAULT_TEST_REDIS
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.RedisError as error:
