@@ -1,13 +1,18 @@
 """The ops console for API clients: every change goes through the services."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from clients import services
 from clients.models import ApiClient
 from valhalla_ops.admin_pages import show_once
+from valhalla_ops.exceptions import Forbidden, ServiceError
+from valhalla_ops.ops import error_text
 
 
 class ApiClientForm(forms.ModelForm):
@@ -42,6 +47,43 @@ class ApiClientAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["activate_clients", "deactivate_clients", "rotate_keys"]
 
+    def has_change_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
+        """A client more powerful than the user is shown read-only."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or services.holds_power_over(request.user, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or services.holds_power_over(request.user, obj))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        if request.method == "POST" and object_id:
+            self._check_power(request, object_id, "update")
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        if request.method == "POST":
+            self._check_power(request, object_id, "delete")
+        return super().delete_view(request, object_id, extra_context)
+
+    def _check_power(self, request: HttpRequest, object_id: str, verb: str) -> None:
+        """A change posted for a client the user may not change: refused (403) and audited."""
+        client = self.get_object(request, object_id)
+        if client is None:
+            return
+        try:
+            services.check_power(actor=request.user, client=client, verb=verb)
+        except Forbidden as error:
+            raise PermissionDenied(str(error.detail)) from None
+
     def save_model(
         self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool
     ) -> None:
@@ -67,8 +109,7 @@ class ApiClientAdmin(admin.ModelAdmin):
         services.delete_client(actor=request.user, client=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        for client in queryset:
-            services.delete_client(actor=request.user, client=client)
+        self._each(request, queryset, services.delete_client)
 
     def response_add(
         self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
@@ -87,20 +128,41 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate selected clients", permissions=["change"])
     def activate_clients(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        for client in queryset:
-            services.activate_client(actor=request.user, client=client)
-        self.message_user(request, f"Activated {queryset.count()} client(s).", messages.SUCCESS)
+        done = self._each(request, queryset, services.activate_client)
+        self.message_user(request, f"Activated {done} client(s).", messages.SUCCESS)
 
     @admin.action(description="Deactivate selected clients", permissions=["change"])
     def deactivate_clients(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        for client in queryset:
-            services.deactivate_client(actor=request.user, client=client)
-        self.message_user(request, f"Deactivated {queryset.count()} client(s).", messages.SUCCESS)
+        done = self._each(request, queryset, services.deactivate_client)
+        self.message_user(request, f"Deactivated {done} client(s).", messages.SUCCESS)
 
     @admin.action(
         description="Rotate keys of selected clients (old keys stop at once)",
         permissions=["change"],
     )
-    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> HttpResponse:
-        issued = [services.rotate_client(actor=request.user, client=client) for client in queryset]
-        return self.show_keys(request, issued)
+    def rotate_keys(
+        self, request: HttpRequest, queryset: QuerySet[ApiClient]
+    ) -> HttpResponse | None:
+        issued: list[tuple[ApiClient, str]] = []
+        self._each(
+            request,
+            queryset,
+            lambda *, actor, client: issued.append(
+                services.rotate_client(actor=actor, client=client)
+            ),
+        )
+        return self.show_keys(request, issued) if issued else None
+
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[ApiClient], change: Callable[..., object]
+    ) -> int:
+        """Apply a service to each client; a refused one is reported, the others go on."""
+        done = 0
+        for client in queryset:
+            try:
+                change(actor=request.user, client=client)
+            except ServiceError as error:
+                self.message_user(request, error_text(error.detail), messages.ERROR)
+            else:
+                done += 1
+        return done

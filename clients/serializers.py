@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from clients import keys
 from clients.models import ApiClient
+from valhalla_ops.serializers import InputSerializer
 
 
 class GroupNamesField(serializers.SlugRelatedField):
@@ -56,7 +57,7 @@ class ApiClientWithKeySerializer(ApiClientSerializer):
         return self.context["api_key"]
 
 
-class ApiClientCreateSerializer(serializers.Serializer):
+class ApiClientCreateSerializer(InputSerializer):
     name = serializers.CharField(max_length=150)
     client_type = serializers.RegexField(
         r"^[A-Za-z0-9_.-]{1,64}$",
@@ -76,7 +77,7 @@ class ApiClientCreateSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False, default=True)
 
 
-class ApiClientUpdateSerializer(serializers.Serializer):
+class ApiClientUpdateSerializer(InputSerializer):
     name = serializers.CharField(max_length=150, required=False)
     client_type = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", max_length=64, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
@@ -84,7 +85,7 @@ class ApiClientUpdateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class ApiClientRotateSerializer(serializers.Serializer):
+class ApiClientRotateSerializer(InputSerializer):
     grace_seconds = serializers.IntegerField(
         required=False,
         default=0,

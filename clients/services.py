@@ -1,6 +1,7 @@
 """Every change to API clients: atomic, audited, key shown once."""
 
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group
@@ -12,8 +13,8 @@ from clients import keys
 from clients.lookup import invalidate_on_commit
 from clients.models import ApiClient
 from notify.services import emit_event
-from valhalla_ops.audit import Actor, record_change
-from valhalla_ops.exceptions import ServiceError
+from valhalla_ops.audit import Actor, record_change, refuse
+from valhalla_ops.exceptions import Conflict, ServiceError
 from valhalla_ops.writeguard import bookkeeping
 
 MAX_GRACE = timedelta(days=30)
@@ -33,20 +34,54 @@ def snapshot(client: ApiClient) -> dict:
     }
 
 
+def _unlimited(actor: Actor) -> bool:
+    """The system (commands, workers) and superusers hold every power."""
+    return actor is None or getattr(actor, "is_superuser", False) or not hasattr(actor, "has_perms")
+
+
+def group_permissions(groups: Iterable[Group]) -> list[str]:
+    return sorted(
+        {
+            f"{app}.{code}"
+            for group in groups
+            for app, code in group.permissions.values_list("content_type__app_label", "codename")
+        }
+    )
+
+
 def check_grantable(*, actor: Actor, groups: list[Group]) -> None:
     """An actor may hand out only groups whose permissions it holds itself."""
-    if getattr(actor, "is_superuser", False) or actor is None or not hasattr(actor, "has_perms"):
+    if _unlimited(actor):
         return
     for group in groups:
-        perms = [
-            f"{app}.{code}"
-            for app, code in group.permissions.values_list("content_type__app_label", "codename")
-        ]
-        if not actor.has_perms(perms):
+        if not actor.has_perms(group_permissions([group])):
             raise ServiceError(
                 f"You cannot grant group {group.name!r}: it has permissions you lack.",
                 field="groups",
             )
+
+
+def holds_power_over(actor: Actor, client: ApiClient) -> bool:
+    """Whether the actor holds every permission the client's groups give."""
+    return _unlimited(actor) or actor.has_perms(group_permissions(client.groups.all()))
+
+
+def check_power(*, actor: Actor, client: ApiClient, verb: str) -> None:
+    """Refuse (403, audited) any change to a client more powerful than the actor.
+
+    Every entry point (API, admin, admin ops, commands run as a user) goes through the
+    services, so this one rule guards them all. It runs before the change's transaction,
+    so the refusal's audit row stays.
+    """
+    if holds_power_over(actor, client):
+        return
+    raise refuse(
+        actor=actor,
+        action=f"clients.{verb}",
+        target=client,
+        message=f"You cannot {verb} API client {client.name!r}: its groups give permissions "
+        "you do not hold.",
+    )
 
 
 def _assign_key(client: ApiClient, raw_key: str) -> None:
@@ -106,11 +141,18 @@ def create_client(
     return client, raw_key
 
 
-@transaction.atomic
 def update_client(
     *, actor: Actor, client: ApiClient, groups: list[Group] | None = None, **fields: object
 ) -> ApiClient:
     """Change name, type, description, expiry or groups (not the key: see rotate_client)."""
+    check_power(actor=actor, client=client, verb="update")
+    with transaction.atomic():
+        return _update(actor=actor, client=client, groups=groups, **fields)
+
+
+def _update(
+    *, actor: Actor, client: ApiClient, groups: list[Group] | None, **fields: object
+) -> ApiClient:
     before = snapshot(client)
     allowed = {"name", "client_type", "description", "expires_at"}
     unknown = set(fields) - allowed
@@ -151,17 +193,18 @@ def _set_active(*, actor: Actor, client: ApiClient, active: bool) -> ApiClient:
     return client
 
 
-@transaction.atomic
 def activate_client(*, actor: Actor, client: ApiClient) -> ApiClient:
-    return _set_active(actor=actor, client=client, active=True)
+    check_power(actor=actor, client=client, verb="activate")
+    with transaction.atomic():
+        return _set_active(actor=actor, client=client, active=True)
 
 
-@transaction.atomic
 def deactivate_client(*, actor: Actor, client: ApiClient) -> ApiClient:
-    return _set_active(actor=actor, client=client, active=False)
+    check_power(actor=actor, client=client, verb="deactivate")
+    with transaction.atomic():
+        return _set_active(actor=actor, client=client, active=False)
 
 
-@transaction.atomic
 def rotate_client(
     *, actor: Actor, client: ApiClient, grace: timedelta = timedelta(0)
 ) -> tuple[ApiClient, str]:
@@ -170,6 +213,12 @@ def rotate_client(
         raise ServiceError(
             f"The grace period must be between 0 and {MAX_GRACE.days} days.", field="grace_seconds"
         )
+    check_power(actor=actor, client=client, verb="rotate")
+    with transaction.atomic():
+        return _rotate(actor=actor, client=client, grace=grace)
+
+
+def _rotate(*, actor: Actor, client: ApiClient, grace: timedelta) -> tuple[ApiClient, str]:
     client = ApiClient.objects.select_for_update().get(pk=client.pk)
     before = snapshot(client)
     old_hash = client.key_hash
@@ -198,11 +247,24 @@ def rotate_client(
     return client, raw_key
 
 
-@transaction.atomic
 def delete_client(*, actor: Actor, client: ApiClient) -> None:
-    before = snapshot(client)
-    record_change(actor=actor, action="clients.delete", target=client, before=before)
-    client.delete()
+    """Delete an inactive client (its audit rows stay); an active one is a 409."""
+    check_power(actor=actor, client=client, verb="delete")
+    with transaction.atomic():
+        client = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if client.active:
+            raise Conflict(
+                f"API client {client.name!r} is active: deactivate it before deleting it."
+            )
+        before = snapshot(client)
+        record_change(
+            actor=actor,
+            action="clients.delete",
+            target=client,
+            before=before,
+            message=f"API client {client.name} deleted",
+        )
+        client.delete()
     invalidate_on_commit()
 
 

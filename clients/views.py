@@ -45,6 +45,12 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         )
         return Response(ApiClientSerializer(client).data)
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Delete an inactive client; its audit rows stay. An active client is a 409."""
+        services.delete_client(actor=request.user, client=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(request=None, responses=ApiClientSerializer)
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str | None = None) -> Response:

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from exports.models import ExportJob
+from valhalla_ops.serializers import InputSerializer
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -25,7 +26,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ExportJobCreateSerializer(serializers.Serializer):
+class ExportJobCreateSerializer(InputSerializer):
     job_type = serializers.CharField(max_length=128, help_text="A registered export job type.")
     filter_params = serializers.DictField(
         required=False,
@@ -42,7 +43,7 @@ class ExportJobCreateSerializer(serializers.Serializer):
     )
 
 
-class ExportJobStatusSerializer(serializers.Serializer):
+class ExportJobStatusSerializer(InputSerializer):
     status = serializers.ChoiceField(choices=ExportJob.Status.choices)
     storage_url = serializers.RegexField(
         r"^([A-Za-z][A-Za-z0-9+.-]*://|/)\S+$",

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode, WindowMode
 from maintenance.services import VALID_MODES
+from valhalla_ops.serializers import InputSerializer
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -37,7 +38,7 @@ class MaintenanceStateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MaintenanceStateSetSerializer(serializers.Serializer):
+class MaintenanceStateSetSerializer(InputSerializer):
     mode = ModeField()
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 
@@ -62,7 +63,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MaintenanceWindowCreateSerializer(serializers.Serializer):
+class MaintenanceWindowCreateSerializer(InputSerializer):
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -79,7 +80,7 @@ class MaintenanceWindowCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class MaintenanceWindowUpdateSerializer(serializers.Serializer):
+class MaintenanceWindowUpdateSerializer(InputSerializer):
     """Every field optional; the service checks the resulting start and end."""
 
     starts_at = serializers.DateTimeField(required=False)

@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from notify import validators
 from notify.models import NotificationChannel, NotificationOutbox
+from valhalla_ops.limits import MAX_BODY_LENGTH, MAX_PAYLOAD_BYTES
+from valhalla_ops.serializers import InputSerializer
 
 EVENTS_HELP = (
     'Topic patterns this channel receives (fnmatch), e.g. ["maintenance.*", "ratelimit.exceeded"]. '
@@ -58,7 +60,7 @@ class EventsField(serializers.ListField):
         return value
 
 
-class NotificationChannelCreateSerializer(serializers.Serializer):
+class NotificationChannelCreateSerializer(InputSerializer):
     name = serializers.CharField(max_length=256)
     channel_type = serializers.ChoiceField(choices=NotificationChannel.ChannelType.choices)
     target = serializers.CharField(
@@ -69,7 +71,7 @@ class NotificationChannelCreateSerializer(serializers.Serializer):
     events = EventsField(required=False, default=list, help_text=EVENTS_HELP)
 
 
-class NotificationChannelUpdateSerializer(serializers.Serializer):
+class NotificationChannelUpdateSerializer(InputSerializer):
     name = serializers.CharField(max_length=256, required=False)
     channel_type = serializers.ChoiceField(
         choices=NotificationChannel.ChannelType.choices, required=False
@@ -104,10 +106,15 @@ class NotificationOutboxSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationOutboxCreateSerializer(serializers.Serializer):
+class NotificationOutboxCreateSerializer(InputSerializer):
+    text_limits = {"body": MAX_BODY_LENGTH}
+    json_limits = {"payload": MAX_PAYLOAD_BYTES}
+
     channel_id = serializers.IntegerField()
     subject = serializers.CharField(max_length=512)
-    body = serializers.CharField(required=False, allow_blank=True, default="")
+    body = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="At most 65,536 characters."
+    )
     payload = serializers.DictField(
-        required=False, default=dict, help_text="Any JSON object (at most 64 KiB)."
+        required=False, default=dict, help_text="Any JSON object (at most 64 KiB encoded)."
     )

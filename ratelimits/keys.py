@@ -12,6 +12,7 @@ import ipaddress
 from functools import lru_cache
 
 ANY = "*"
+MAX_ID = 2**63 - 1  # ids are bigint primary keys
 SCOPES = ("ip", "api_key", "user", "path", "global")
 MAX_KEY_LENGTH = 255
 IPV6_GROUP_PREFIX = 64
@@ -33,9 +34,9 @@ def normalize_key(scope: str | None, key: str | None) -> str:
     if scope == "ip":
         return _normalize_ip(key)
     if scope in ("api_key", "user"):
-        if not key.isascii() or not key.isdigit() or int(key) < 1:
+        if not key.isascii() or not key.isdigit() or not 1 <= int(key) <= MAX_ID:
             what = "an API client id" if scope == "api_key" else "a user id"
-            raise InvalidKey(f"A {scope} key must be {what} (a positive number) or '*'.")
+            raise InvalidKey(f"A {scope} key must be {what} (a number from 1 to {MAX_ID}) or '*'.")
         return str(int(key))
     if scope == "path":
         if not key.startswith("/") or any(char.isspace() for char in key):

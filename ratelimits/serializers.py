@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from ratelimits.keys import MAX_KEY_LENGTH, InvalidKey, normalize_key
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
+from valhalla_ops.serializers import InputSerializer
 
 
 class RateLimitRuleSerializer(serializers.ModelSerializer):
@@ -21,7 +22,7 @@ class RateLimitRuleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RateLimitRuleCreateSerializer(serializers.Serializer):
+class RateLimitRuleCreateSerializer(InputSerializer):
     """Input of POST and PUT (every field), and of PATCH (partial)."""
 
     scope = serializers.ChoiceField(choices=RateLimitRule.Scope.choices)

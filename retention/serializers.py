@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from retention.models import DataRetentionPolicy, PurgeRun
 from retention.services import MAX_DAYS
+from valhalla_ops.serializers import InputSerializer
 
 
 class DataRetentionPolicySerializer(serializers.ModelSerializer):
@@ -19,7 +20,7 @@ class DataRetentionPolicySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DataRetentionPolicyCreateSerializer(serializers.Serializer):
+class DataRetentionPolicyCreateSerializer(InputSerializer):
     """Create or update by category; on update, fields left out keep their value."""
 
     category = serializers.CharField(max_length=128, help_text="A registered category.")

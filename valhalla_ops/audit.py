@@ -8,6 +8,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import models, transaction
 
 from valhalla_ops import context
+from valhalla_ops.exceptions import Forbidden
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import ServicePrincipal, SystemActor
 
@@ -73,3 +74,20 @@ def record_change(
     )
     logger.info("audit %s by %s on %s", action, actor_name, row.target or "-")
     return row
+
+
+def refuse(*, actor: Actor, action: str, target: models.Model | None, message: str) -> Forbidden:
+    """Record a refused change (`<action>.refused`, level warning) and return the 403 to raise.
+
+    Call it before the change's transaction opens, so the refusal's row is kept.
+    """
+    audit = {
+        "actor": actor,
+        "action": f"{action}.refused",
+        "target": target,
+        "message": message,
+        "level": SystemLog.Level.WARNING,
+    }
+    with transaction.atomic():
+        record_change(**audit)
+    return Forbidden(message, audit=audit)

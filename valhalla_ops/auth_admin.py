@@ -9,9 +9,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
@@ -47,6 +47,61 @@ def _codenames(permissions: QuerySet) -> list[str]:
         f"{app}.{codename}"
         for app, codename in permissions.values_list("content_type__app_label", "codename")
     )
+
+
+def held_permissions(actor: Any) -> set[str]:
+    return set(actor.get_all_permissions())
+
+
+def permissions_held_by(actor: Any) -> QuerySet[Permission]:
+    """The permission rows the actor holds (all of them for a superuser)."""
+    rows = Permission.objects.select_related("content_type")
+    if actor.is_superuser:
+        return rows
+    held = Q(pk__in=[])
+    for name in held_permissions(actor):
+        app_label, codename = name.split(".", 1)
+        held |= Q(content_type__app_label=app_label, codename=codename)
+    return rows.filter(held)
+
+
+def groups_within(actor: Any) -> QuerySet[Group]:
+    """The groups whose every permission the actor holds: the ones it may hand out."""
+    if actor.is_superuser:
+        return Group.objects.all()
+    beyond = Permission.objects.exclude(pk__in=permissions_held_by(actor).values("pk"))
+    return Group.objects.exclude(permissions__in=beyond)
+
+
+class PowerLimitedMixin:
+    """A non-superuser never gives or edits more power than it holds itself.
+
+    Users and groups that hold permissions the staff member lacks (and superusers) are shown
+    read-only; the group and permission pickers offer only what the staff member holds, and
+    Django's form refuses anything else that is posted.
+    """
+
+    def within_power(self, actor: Any, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)  # type: ignore[misc]
+        return allowed and (obj is None or self.within_power(request.user, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)  # type: ignore[misc]
+        return allowed and (obj is None or self.within_power(request.user, obj))
+
+    def formfield_for_manytomany(
+        self, db_field: Any, request: HttpRequest | None = None, **kwargs: Any
+    ) -> Any:
+        if request is None:
+            return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+        if db_field.name in ("permissions", "user_permissions"):
+            kwargs["queryset"] = permissions_held_by(request.user)
+        elif db_field.name == "groups":
+            kwargs["queryset"] = groups_within(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
 class AuditedAdminMixin:
@@ -96,8 +151,19 @@ class AuditedAdminMixin:
 
 
 @admin.register(User)
-class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+class AuditedUserAdmin(PowerLimitedMixin, AuditedAdminMixin, UserAdmin):
     audit_prefix = "user"
+
+    def within_power(self, actor: Any, obj: Any) -> bool:
+        if actor.is_superuser:
+            return True
+        return not obj.is_superuser and held_permissions(obj) <= held_permissions(actor)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("is_superuser")  # only a superuser makes another one
+        return fields
 
     def snapshot(self, obj: Model) -> dict[str, Any]:
         return user_snapshot(obj)  # type: ignore[arg-type]
@@ -119,8 +185,13 @@ class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
 
 
 @admin.register(Group)
-class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+class AuditedGroupAdmin(PowerLimitedMixin, AuditedAdminMixin, GroupAdmin):
     audit_prefix = "group"
+
+    def within_power(self, actor: Any, obj: Any) -> bool:
+        return actor.is_superuser or set(_codenames(obj.permissions.all())) <= held_permissions(
+            actor
+        )
 
     def snapshot(self, obj: Model) -> dict[str, Any]:
         return group_snapshot(obj)  # type: ignore[arg-type]

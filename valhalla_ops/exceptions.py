@@ -26,6 +26,21 @@ class Conflict(ServiceError):
     default_code = "conflict"
 
 
+class Forbidden(ServiceError):
+    """The actor lacks the power for this change; `audit` is the refusal's audit row.
+
+    The row is written when the refusal is raised; a caller whose transaction rolls it back
+    (an admin ops action) writes it again from `audit`.
+    """
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "permission_denied"
+
+    def __init__(self, message: str, *, audit: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code="permission_denied")
+        self.audit = audit
+
+
 def error_body(status_code: int, detail: str, **extra: Any) -> dict[str, Any]:
     return {"status_code": status_code, "detail": detail, **extra}
 

@@ -143,6 +143,12 @@ http_responses = Counter(
     ["method", "status", "view"],
     registry=registry,
 )
+outage_responses = Counter(
+    "valhalla_outage_responses_total",
+    "Requests answered 503 because the database or Redis could not be reached.",
+    ["part"],
+    registry=registry,
+)
 admin_ops = Counter(
     "valhalla_admin_ops_total",
     "Admin ops actions run, by action and outcome.",

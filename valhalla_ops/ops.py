@@ -17,6 +17,7 @@ from rest_framework.exceptions import APIException
 
 from valhalla_ops import metrics, registry
 from valhalla_ops.audit import Actor, describe_actor, record_change, redact
+from valhalla_ops.exceptions import Forbidden
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
     except APIException as error:
         metrics.admin_ops.labels(action, "refused").inc()
         with transaction.atomic():
+            if isinstance(error, Forbidden) and error.audit:
+                record_change(**error.audit)  # the action's rollback took the first one
             _announce(
                 actor, action, entry, params, outcome="refused", error=error_text(error.detail)
             )

@@ -27,6 +27,13 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     }
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
+        if not answers(view, request.method):
+            # A method this resource does not have: DRF's 405, for whoever may read it.
+            user = request.user
+            if not (user and user.is_authenticated):
+                return False
+            model = self._queryset(view).model
+            return user.has_perms(self.get_required_permissions("GET", model))
         action_perms = getattr(view, "action_perms", {})
         action = getattr(view, "action", None)
         if action in action_perms:
@@ -42,9 +49,14 @@ class HasPermission(permissions.BasePermission):
         user = request.user
         if not user or not user.is_authenticated:
             return False
-        method = (request.method or "").lower()
-        if method not in view.http_method_names or not hasattr(view, method):
+        if not answers(view, request.method):
             return True  # a method this view does not answer: DRF's 405 says so, not a 403
         method_perms = getattr(view, "required_perms", {})
         needed = method_perms.get(request.method, method_perms.get("*", ()))
         return bool(needed) and user.has_perms(needed)
+
+
+def answers(view: "APIView", method: str | None) -> bool:
+    """Whether the view has a handler for the method (a viewset: whether its route maps it)."""
+    name = (method or "").lower()
+    return name in view.http_method_names and hasattr(view, name)

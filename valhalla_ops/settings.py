@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "valhalla_ops.middleware.RequestContextMiddleware",
+    "valhalla_ops.outage.OutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -118,6 +119,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend, with the connection health check before a transaction too.
+    DATABASES["default"]["ENGINE"] = "valhalla_ops.db.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
@@ -205,6 +209,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "valhalla_ops.exceptions.exception_handler",
+    # JSON only (415 for anything else), refused when too large, too deep or not storable.
+    "DEFAULT_PARSER_CLASSES": ["valhalla_ops.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -254,6 +260,12 @@ MAINTENANCE_STATE_CACHE_SECONDS = env.float(
 # Extra path prefixes that stay writable while the mode is not normal.
 MAINTENANCE_EXEMPT_PATHS: list[str] = env.list(
     "MAINTENANCE_EXEMPT_PATHS", default=[], validate=path_prefixes
+)
+# Retry-After (seconds) of the 503 answered while the database or Redis is unreachable.
+OUTAGE_RETRY_AFTER = env.int("OUTAGE_RETRY_AFTER", default=5, validate=AT_LEAST_ONE)
+# The largest request body (bytes) read: the API answers 413 past it, forms 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576, validate=AT_LEAST_ONE
 )
 MAINTENANCE_RETRY_AFTER = env.int("MAINTENANCE_RETRY_AFTER", default=300, validate=AT_LEAST_ONE)
 # Alert (event maintenance.mode_stuck) once the mode stays non-normal this long; 0 turns it off.

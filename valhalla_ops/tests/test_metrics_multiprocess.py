@@ -42,6 +42,7 @@ metrics.worker_step_seconds.labels("notify").observe({n} / 4)
 deliveries.labels("email", "sent").inc({n})
 metrics.http_responses.labels("GET", "5xx", "ratelimitrule-list").inc({n})
 metrics.admin_ops.labels("snapshot_ratelimits", "ok").inc({n})
+metrics.outage_responses.labels("database").inc({n})
 """
 SCRAPE = "from django.test import Client; print(Client().get('/metrics').content.decode())"
 

@@ -110,7 +110,7 @@ def test_urls_configure_database_cache_and_email():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql",
+        "valhalla_ops.db.postgresql",
         "ops",
         "django.core.cache.backends.redis.RedisCache",
         "django.core.mail.backends.smtp.EmailBackend",
