@@ -10,6 +10,7 @@ from ratelimits import ruleset, store
 
 pytest_plugins = [
     "valhalla_ops.tests.services",
+    "valhalla_ops.tests.api_schema",
     "clients.tests.fixtures",
     "maintenance.tests.fixtures",
 ]

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
@@ -24,6 +25,12 @@ class ServiceError(exceptions.APIException):
 class Conflict(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "too_large"
 
 
 class Forbidden(ServiceError):
@@ -49,7 +56,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # Imported here: rest_framework.views loads the authentication classes, which use this module.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):  # DRF reads JSON through request.body
+        exc = PayloadTooLarge(
+            f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -6,15 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from rest_framework import exceptions, parsers, status
+from rest_framework import exceptions, parsers
 
+from valhalla_ops.exceptions import PayloadTooLarge
 from valhalla_ops.limits import MAX_JSON_DEPTH
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large."
-    default_code = "too_large"
 
 
 class StrictJSONParser(parsers.JSONParser):

@@ -2,6 +2,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
 
 from valhalla_ops.limits import MAX_JSON_FIELD_BYTES, MAX_TEXT_LENGTH
@@ -11,44 +12,47 @@ from valhalla_ops.models import SystemLog
 class InputSerializer(serializers.Serializer):
     """The base of every API input: unknown fields are refused, and every value is bounded.
 
-    A text field without a `max_length` of its own takes at most MAX_TEXT_LENGTH characters
-    (`text_limits` names exceptions); a JSON object or list at most MAX_JSON_FIELD_BYTES
-    encoded (`json_limits` names exceptions). Both are checked on the parsed value, so a field message names the field.
+    A text field without a `max_length` of its own gets MAX_TEXT_LENGTH (`text_limits` names
+    exceptions), which the OpenAPI schema shows as maxLength; a JSON object or list takes at
+    most MAX_JSON_FIELD_BYTES encoded (`json_limits` names exceptions).
     """
 
     text_limits: ClassVar[dict[str, int]] = {}
     json_limits: ClassVar[dict[str, int]] = {}
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name, field in fields.items():
+            if isinstance(field, serializers.CharField) and field.max_length is None:
+                limit = self.text_limits.get(name, MAX_TEXT_LENGTH)
+                field.max_length = limit
+                message = field.error_messages["max_length"].format(max_length=limit)
+                field.validators.append(MaxLengthValidator(limit, message=message))
+        return fields
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            unknown = sorted(
-                set(data) - {name for name, f in self.fields.items() if not f.read_only}
-            )
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
             if unknown:
                 raise serializers.ValidationError(
                     {name: ["Unknown field: this endpoint does not take it."] for name in unknown}
                 )
-        values = super().to_internal_value(data)
-        errors = {name: [problem] for name, problem in self._oversized(values).items()}
-        if errors:
-            raise serializers.ValidationError(errors)
-        return values
+            oversized = self._oversized_json(data)
+            if oversized:
+                raise serializers.ValidationError(oversized)
+        return super().to_internal_value(data)
 
-    def _oversized(self, values: Mapping[str, Any]) -> dict[str, str]:
+    def _oversized_json(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
         problems = {}
-        for name, value in values.items():
-            field = self.fields.get(name)
-            if isinstance(value, str) and getattr(field, "max_length", None) is None:
-                limit = self.text_limits.get(name, MAX_TEXT_LENGTH)
-                if len(value) > limit:
-                    problems[name] = f"Ensure this field has no more than {limit} characters."
-            elif isinstance(value, dict | list):
+        for name, value in data.items():
+            if isinstance(value, dict | list):
                 limit = self.json_limits.get(name, MAX_JSON_FIELD_BYTES)
-                size = len(json.dumps(value, default=str).encode())
+                size = len(json.dumps(value).encode())
                 if size > limit:
-                    problems[name] = (
+                    problems[name] = [
                         f"Ensure this value is at most {limit} bytes as JSON (it is {size})."
-                    )
+                    ]
         return problems
 
 
