@@ -140,12 +140,16 @@ def _is_exempt_ops_action(request: HttpRequest) -> bool:
 
 
 def retry_after(state: StateSnapshot | None) -> int:
-    """Seconds to the end of the running maintenance window, else the configured default."""
-    if state is not None:
-        now = timezone.now()
-        window = state.current_window(now)
-        if window is not None:
-            return max(1, math.ceil((window.ends_at - now).total_seconds()))
+    """Seconds to the end of the running maintenance window, else the configured default.
+
+    When the state cannot be read at all, the outage's (short) Retry-After.
+    """
+    if state is None:
+        return settings.OUTAGE_RETRY_AFTER
+    now = timezone.now()
+    window = state.current_window(now)
+    if window is not None:
+        return max(1, math.ceil((window.ends_at - now).total_seconds()))
     return settings.MAINTENANCE_RETRY_AFTER
 
 
@@ -165,7 +169,10 @@ def shield_response(request: HttpRequest, state: StateSnapshot | None) -> HttpRe
         body = render_to_string("maintenance/unavailable.html", context)
         response: HttpResponse = HttpResponse(body, status=503)
     else:
-        response = JsonResponse({"status_code": 503, "detail": detail, "mode": mode}, status=503)
+        body = {"status_code": 503, "detail": detail, "mode": mode}
+        if state is None:  # an outage, not a decision: say what failed
+            body["unavailable"] = "maintenance state"
+        response = JsonResponse(body, status=503)
     response["Retry-After"] = str(seconds)
     response["Cache-Control"] = "no-store"
     return response

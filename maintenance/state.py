@@ -144,7 +144,7 @@ def _load() -> object:
         snapshot = load_from_database()
     except Exception as error:  # DatabaseError mostly; whatever it is, fail closed for writes
         logger.error("maintenance state unavailable (%s): refusing writes", error)
-        return _UNAVAILABLE  # kept for the local TTL, so a dead database is not hammered
+        return _UNAVAILABLE
     if store is not None:
         _write_shared(store, snapshot)
     return snapshot
@@ -154,6 +154,8 @@ def current_state() -> StateSnapshot:
     """The cached state; raises StateUnavailable when it cannot be read."""
     value = _local.get_or_load(_LOCAL_KEY, _load)
     if value is _UNAVAILABLE:
+        # Not kept: the first write after the database returns must see the real state.
+        _local.clear()
         raise StateUnavailable("the maintenance state cannot be read")
     return value  # type: ignore[return-value]
 

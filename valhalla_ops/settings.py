@@ -122,6 +122,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend, with the connection health check before a transaction too.
     DATABASES["default"]["ENGINE"] = "valhalla_ops.db.postgresql"
+    # An unreachable database is a quick 503, not a request hanging on connect.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5, validate=AT_LEAST_ONE)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",

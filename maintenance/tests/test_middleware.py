@@ -144,7 +144,9 @@ def test_admin_without_html_accept_gets_json(staff_user, set_maintenance_mode):
     assert response.json() == READ_ONLY_BODY
 
 
-def test_unreadable_state_refuses_writes_and_lets_reads_pass(viewer, operator, monkeypatch):
+def test_unreadable_state_refuses_writes_and_lets_reads_pass(
+    viewer, operator, monkeypatch, settings
+):
     def refuse():
         raise state.StateUnavailable("database down")
 
@@ -155,7 +157,8 @@ def test_unreadable_state_refuses_writes_and_lets_reads_pass(viewer, operator, m
 
     assert write.status_code == 503
     assert write.json()["mode"] == "unknown"
-    assert write["Retry-After"] == "300"
+    assert write.json()["unavailable"] == "maintenance state"
+    assert write["Retry-After"] == str(settings.OUTAGE_RETRY_AFTER)  # an outage, not a window
     assert read.status_code == 200
 
 

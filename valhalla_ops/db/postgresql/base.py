@@ -10,7 +10,17 @@ from django.db.backends.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _housekeeping = False
+
     def ensure_connection(self) -> None:
-        if self.connection is not None and not self.in_atomic_block:
+        if self.connection is not None and not self.in_atomic_block and not self._housekeeping:
             self.close_if_health_check_failed()
         super().ensure_connection()
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # Django's own check around each request: it must not reconnect a dead connection.
+        self._housekeeping = True
+        try:
+            super().close_if_unusable_or_obsolete()
+        finally:
+            self._housekeeping = False
