@@ -75,6 +75,9 @@ class OutageMiddleware:
         if part is None:
             return None
         logger.warning("%s unavailable on %s %s: %s", part, request.method, request.path, exception)
+        # A middleware on the way out may still trip over the outage (the session middleware
+        # does): the mark lets __call__ give the 503 again in place of its 500.
+        request._outage = part  # type: ignore[attr-defined]
         return outage_response(request, part)
 
 
