@@ -17,6 +17,7 @@ from exports.serializers import (
 )
 from exports.writers import CONTENT_TYPES
 from valhalla_ops import registry
+from valhalla_ops.idempotency import idempotent
 
 
 class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -26,6 +27,7 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     action_perms = {"set_status": ["exports.change_exportjob"]}
 
     @extend_schema(request=ExportJobCreateSerializer, responses={201: ExportJobSerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = ExportJobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
