@@ -1,5 +1,8 @@
 """The audit log API and the admin ops endpoint."""
 
+import logging
+
+from django.db import DatabaseError
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.request import Request
@@ -15,6 +18,9 @@ from valhalla_ops.serializers import (
     AdminActionResponseSerializer,
     SystemLogSerializer,
 )
+
+logger = logging.getLogger(__name__)
+ACTION_FAILED = "The action failed on the server; the error is in the server log."
 
 
 class SystemLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -45,6 +51,11 @@ class AdminOpsView(APIView):
             return _result(action, error=f"Unknown action {action!r}. Known: {known}.", code=400)
         except exceptions.APIException as error:
             return _result(action, error=ops.error_text(error.detail), code=error.status_code)
+        except DatabaseError:
+            raise  # the project's database-outage answer (503, Retry-After) applies
+        except Exception:
+            logger.exception("admin ops action %s failed", action)
+            return _result(action, error=ACTION_FAILED, code=500)
         return _result(action, data=data)
 
     def handle_exception(self, exc: Exception) -> Response:

@@ -380,3 +380,24 @@ def test_a_broken_dashboard_section_shows_as_unavailable(viewer, monkeypatch):
     data = viewer.post("/admin/ops/", {"action": "dashboard"}, format="json").json()["data"]
 
     assert data["broken"]["rows"] == [{"label": "status", "value": "unavailable", "level": "error"}]
+
+
+def test_an_action_that_crashes_is_a_500_in_the_ops_shape(ops_admin, monkeypatch, caplog):
+    def crash(*, actor, params):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(registry.ops_actions._entries, "crasher", OpsAction(crash, "test"))
+    before = ops_count("crasher", "error")
+
+    response = ops_admin.post("/admin/ops/", {"action": "crasher"}, format="json")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "ok": False,
+        "action": "crasher",
+        "data": None,
+        "error": "The action failed on the server; the error is in the server log.",
+    }
+    assert ops_count("crasher", "error") == before + 1
+    assert "admin ops action crasher failed" in caplog.text
+    assert not SystemLog.objects.filter(action="admin_ops.crasher").exists()
