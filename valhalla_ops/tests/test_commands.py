@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management import CommandError, call_command, get_commands, load_command_class
 from rest_framework.exceptions import ValidationError
 
@@ -153,6 +154,8 @@ def test_ops_list_actions_reads_well_without_json():
         (ValidationError({"a": ["one."], "b": ["two."]}), "a: one.; b: two."),
         (ValidationError(["whole body."]), "whole body."),
         (ServiceError("Plain refusal."), "Plain refusal."),
+        (DjangoValidationError({"days": ["Too many."]}), "days: Too many."),
+        (DjangoValidationError("Model-level refusal."), "Model-level refusal."),
     ],
 )
 def test_plain_error_reads_as_sentences(error, text):
