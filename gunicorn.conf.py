@@ -1,7 +1,15 @@
 """gunicorn settings; every value can be overridden from the environment."""
 
 import os
+import sys
 from typing import Any
+
+# Read the Django settings once, in the master, before anything starts: a bad one stops
+# gunicorn with one line naming the variable instead of a worker's traceback.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from valhalla_ops.startup import load_settings
+
+load_settings()
 
 
 def _int_from_env(name: str, default: int, *, minimum: int) -> int:

@@ -16,6 +16,7 @@ from clients.serializers import (
     ApiClientUpdateSerializer,
     ApiClientWithKeySerializer,
 )
+from valhalla_ops.idempotency import idempotent
 
 
 class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -29,6 +30,7 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     }
 
     @extend_schema(request=ApiClientCreateSerializer, responses={201: ApiClientWithKeySerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = ApiClientCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -65,6 +67,7 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(request=ApiClientRotateSerializer, responses=ApiClientWithKeySerializer)
     @action(detail=True, methods=["post"])
+    @idempotent
     def rotate(self, request: Request, pk: str | None = None) -> Response:
         serializer = ApiClientRotateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -17,6 +17,8 @@ from exports.serializers import (
 )
 from exports.writers import CONTENT_TYPES
 from valhalla_ops import registry
+from valhalla_ops.exceptions import error_body
+from valhalla_ops.idempotency import idempotent
 
 
 class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -26,6 +28,7 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     action_perms = {"set_status": ["exports.change_exportjob"]}
 
     @extend_schema(request=ExportJobCreateSerializer, responses={201: ExportJobSerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = ExportJobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -47,12 +50,18 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             (200, "text/csv"): OpenApiTypes.BINARY,
             (200, "application/x-ndjson"): OpenApiTypes.BINARY,
             404: OpenApiResponse(description="Unknown job, or no file yet (not completed)."),
+            409: OpenApiResponse(
+                description="Completed, but stored elsewhere: `storage_url` says where."
+            ),
         }
     )
     @action(detail=True, methods=["get"])
-    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+    def download(self, request: Request, pk: str | None = None) -> FileResponse | Response:
         """The job's file, once the runner has completed it."""
         job = self.get_object()
+        if job.status == ExportJob.Status.COMPLETED and not job.file and job.storage_url:
+            services.check_can_download(actor=request.user, job=job)
+            return stored_elsewhere(job)
         if job.status != ExportJob.Status.COMPLETED or not job.file:
             raise Http404("This job has no file (yet).")
         services.check_can_download(actor=request.user, job=job)
@@ -73,3 +82,13 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         """The registered job types and the columns each exports."""
         types = [job_type for _name, job_type in registry.export_job_types.items()]
         return Response(ExportJobTypeSerializer(types, many=True).data)
+
+
+def stored_elsewhere(job: ExportJob) -> Response:
+    """A job completed by an external runner: its file is at `storage_url`, not here."""
+    detail = (
+        f"Export #{job.pk} is stored elsewhere, not on this server: "
+        f"fetch it from {job.storage_url}."
+    )
+    body = error_body(status.HTTP_409_CONFLICT, detail, storage_url=job.storage_url)
+    return Response(body, status=status.HTTP_409_CONFLICT)

@@ -12,7 +12,7 @@ from maintenance import services, state
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
 from maintenance.serializers import MaintenanceStateSetSerializer
 from valhalla_ops.audit import Actor
-from valhalla_ops.ops import OpsAction
+from valhalla_ops.ops import RUN_ADMIN_OPS, VIEW_ADMIN_OPS, OpsAction
 from valhalla_ops.registry import DashboardSection
 
 CHANGE_PERM = "maintenance.change_maintenancestate"
@@ -66,12 +66,15 @@ def set_maintenance_mode(*, actor: Actor, params: dict[str, Any]) -> dict[str, A
 
 ACTIONS = {
     "get_maintenance_state": OpsAction(
-        get_maintenance_state, "The maintenance mode, its reason, and the current/next window."
+        get_maintenance_state,
+        "The maintenance mode, its reason, and the current/next window.",
+        permission=VIEW_ADMIN_OPS,
     ),
     "set_maintenance_mode": OpsAction(
         set_maintenance_mode,
         'Switch the maintenance mode: params {"mode": "normal|read_only|maintenance", "reason"}.',
         mutating=True,
+        permission=(RUN_ADMIN_OPS, CHANGE_PERM),
     ),
 }
 

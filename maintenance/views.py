@@ -17,6 +17,7 @@ from maintenance.serializers import (
     MaintenanceWindowSerializer,
     MaintenanceWindowUpdateSerializer,
 )
+from valhalla_ops.idempotency import idempotent
 from valhalla_ops.permissions import HasPermission
 
 VIEW = ["maintenance.view_maintenancestate"]
@@ -74,6 +75,7 @@ class MaintenanceWindowViewSet(
     @extend_schema(
         request=MaintenanceWindowCreateSerializer, responses={201: MaintenanceWindowSerializer}
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = MaintenanceWindowCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -8,7 +8,7 @@ class NotifyConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from notify import dashboard, dispatcher, services
+        from notify import dashboard, dispatcher, ops, services
         from notify.checks import check_sms_backend
         from notify.models import NotificationOutbox
         from valhalla_ops import registry, roles
@@ -18,6 +18,8 @@ class NotifyConfig(AppConfig):
         roles.grant("notify", operator=["notificationchannel", "notificationoutbox"])
         registry.worker_steps.register("notify", dispatcher.dispatch_due)
         registry.event_emitter.register("default", services.emit_event)
+        for name, action in ops.ACTIONS.items():
+            registry.ops_actions.register(name, action)
         registry.dashboard_sections.register("notify", dashboard.SECTION)
         registry.snapshot_sections.register("notify", dashboard.security_section)
         registry.gauges.register(

@@ -15,6 +15,7 @@ from notify.serializers import (
     NotificationOutboxCreateSerializer,
     NotificationOutboxSerializer,
 )
+from valhalla_ops.idempotency import idempotent
 
 
 class NotificationChannelViewSet(
@@ -33,6 +34,7 @@ class NotificationChannelViewSet(
         request=NotificationChannelCreateSerializer,
         responses={201: NotificationChannelWithSecretSerializer},
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = NotificationChannelCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -86,6 +88,7 @@ class NotificationOutboxViewSet(
     @extend_schema(
         request=NotificationOutboxCreateSerializer, responses={201: NotificationOutboxSerializer}
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = NotificationOutboxCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -11,6 +11,7 @@ from ratelimits.serializers import (
     RateLimitRuleSerializer,
     RateLimitSnapshotSerializer,
 )
+from valhalla_ops.idempotency import idempotent
 from valhalla_ops.pagination import SnapshotPagination
 
 
@@ -22,6 +23,7 @@ class RateLimitRuleViewSet(
     filterset_class = RateLimitRuleFilter
 
     @extend_schema(request=RateLimitRuleCreateSerializer, responses={201: RateLimitRuleSerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = RateLimitRuleCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -6,7 +6,7 @@ class RetentionConfig(AppConfig):
     verbose_name = "Data retention"
 
     def ready(self) -> None:
-        from retention import categories, dashboard, purger
+        from retention import categories, dashboard, ops, purger
         from valhalla_ops import registry, roles
         from valhalla_ops.registry import DashboardSection
 
@@ -18,3 +18,5 @@ class RetentionConfig(AppConfig):
             DashboardSection(title="Data retention", render=dashboard.dashboard_rows, order=70),
         )
         registry.snapshot_sections.register("retention", dashboard.snapshot_section)
+        for name, action in ops.ACTIONS.items():
+            registry.ops_actions.register(name, action)

@@ -12,6 +12,7 @@ from retention.serializers import (
     DataRetentionPolicySerializer,
     PurgeRunSerializer,
 )
+from valhalla_ops.idempotency import idempotent
 
 
 class DataRetentionPolicyViewSet(
@@ -34,6 +35,7 @@ class DataRetentionPolicyViewSet(
         responses={201: DataRetentionPolicySerializer, 200: DataRetentionPolicySerializer},
         description="Create the category's policy (201), or update it (200).",
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         serializer = DataRetentionPolicyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

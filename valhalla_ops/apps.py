@@ -7,9 +7,10 @@ class ValhallaOpsConfig(AppConfig):
     verbose_name = "Valhalla Ops"
 
     def ready(self) -> None:
-        from valhalla_ops import dashboard, ops, registry, roles
+        from valhalla_ops import dashboard, idempotency, ops, registry, roles
 
         ops.register_builtin_actions()
+        registry.worker_steps.register("idempotency_keys", idempotency.purge_expired_keys)
         registry.dashboard_sections.register(
             "audit", registry.DashboardSection("Audit log", dashboard.audit_rows, order=900)
         )

@@ -44,7 +44,10 @@ class SystemLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("run_admin_ops", "Can run admin ops actions")]
+        permissions = [
+            ("run_admin_ops", "Can run admin ops actions"),
+            ("view_admin_ops", "Can run the read-only admin ops actions"),
+        ]
         indexes = [
             models.Index(fields=["category", "created_at"]),
             models.Index(fields=["actor", "created_at"]),
@@ -58,3 +61,37 @@ class SystemLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or self.actor_type} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotencyKeyQuerySet(models.QuerySet["IdempotencyKey"]):
+    def expired(self, now: datetime) -> "IdempotencyKeyQuerySet":
+        return self.filter(expires_at__lte=now)
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST sent with an `Idempotency-Key` header, kept to replay it.
+
+    One row per caller and key. `fingerprint` is a hash of the method, path, query and
+    body; `body` is the response sealed under SECRET_KEY (it may hold a new API key).
+    """
+
+    caller = models.CharField(max_length=100, help_text="user:<id> or client:<id>.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=255)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    objects = IdempotencyKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["caller", "key"], name="idempotencykey_caller_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.caller}, {self.key})"

@@ -3,7 +3,9 @@
 Each app registers its actions in AppConfig.ready():
 `registry.ops_actions.register("name", OpsAction(run=..., description=..., mutating=...))`.
 An action takes `actor` and `params` as keyword arguments and returns JSON-able data; it
-raises `ServiceError` (or DRF's `ValidationError`) for bad params.
+raises `ServiceError` (or DRF's `ValidationError`) for bad params. `params` names a DRF
+serializer that types the params (the action then gets the validated data), and
+`permission` the permissions a caller needs (by default `run_admin_ops`, the ops-admin's).
 """
 
 import logging
@@ -13,7 +15,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import APIException
+from rest_framework import serializers
+from rest_framework.exceptions import APIException, PermissionDenied
 
 from valhalla_ops import metrics, registry
 from valhalla_ops.audit import Actor, describe_actor, record_change, redact
@@ -22,15 +25,43 @@ from valhalla_ops.exceptions import Forbidden
 logger = logging.getLogger(__name__)
 
 
+NON_FIELD = "non_field_errors"
+RUN_ADMIN_OPS = "valhalla_ops.run_admin_ops"
+VIEW_ADMIN_OPS = "valhalla_ops.view_admin_ops"  # every default group: the read-only actions
+
+
 @dataclass(frozen=True)
 class OpsAction:
     run: Callable[..., Any]
     description: str
     mutating: bool = False
+    permission: str | tuple[str, ...] = RUN_ADMIN_OPS
+    params: type[serializers.Serializer] | None = None
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        return (self.permission,) if isinstance(self.permission, str) else self.permission
+
+    def allows(self, actor: Actor) -> bool:
+        """Whether the actor may run this action (the system, e.g. a command, may run all)."""
+        has_perms = getattr(actor, "has_perms", None)
+        return has_perms is not None and bool(has_perms(self.permissions))
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.params is None:
+            return params
+        serializer = self.params(data=params)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
 
 
 class UnknownAction(LookupError):
     pass
+
+
+def refusal(action: str, entry: OpsAction) -> PermissionDenied:
+    needed = ", ".join(entry.permissions)
+    return PermissionDenied(f"The action {action!r} needs the permission {needed}.")
 
 
 def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
@@ -45,8 +76,10 @@ def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
         metrics.admin_ops.labels("unknown", "refused").inc()
         raise UnknownAction(action)
     try:
+        if not entry.allows(actor):
+            raise refusal(action, entry)
         with transaction.atomic():
-            data = entry.run(actor=actor, params=params)
+            data = entry.run(actor=actor, params=entry.validate(params))
             if not entry.mutating:
                 record_change(
                     actor=actor,
@@ -74,7 +107,10 @@ def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
 def error_text(detail: object) -> str:
     """A DRF error detail (string, list or dict of them) as one line."""
     if isinstance(detail, dict):
-        return "; ".join(f"{field}: {error_text(value)}" for field, value in detail.items())
+        return "; ".join(
+            error_text(value) if field == NON_FIELD else f"{field}: {error_text(value)}"
+            for field, value in detail.items()
+        )
     if isinstance(detail, list):
         return " ".join(error_text(item) for item in detail)
     return str(detail)
@@ -111,10 +147,34 @@ def _announce(
 
 
 def list_actions(*, actor: Actor, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The actions this caller may run, with the params each takes."""
     return [
-        {"action": name, "description": entry.description, "mutating": entry.mutating}
+        {
+            "action": name,
+            "description": entry.description,
+            "mutating": entry.mutating,
+            "permissions": list(entry.permissions),
+            "params": describe_params(entry),
+        }
         for name, entry in registry.ops_actions.items()
+        if entry.allows(actor)
     ]
+
+
+def describe_params(entry: OpsAction) -> dict[str, dict[str, Any]]:
+    """Each typed param: its type, whether it is required, and its help text."""
+    if entry.params is None:
+        return {}
+    described = {}
+    for name, field in entry.params().fields.items():
+        row: dict[str, Any] = {"type": type(field).__name__.removesuffix("Field").lower()}
+        row["required"] = field.required
+        if field.help_text:
+            row["help"] = str(field.help_text)
+        if isinstance(field, serializers.ChoiceField):
+            row["choices"] = list(field.choices)
+        described[name] = row
+    return described
 
 
 def security_snapshot(*, actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +191,23 @@ def security_snapshot(*, actor: Actor, params: dict[str, Any]) -> dict[str, Any]
 
 def register_builtin_actions() -> None:
     registry.ops_actions.register(
-        "list_actions", OpsAction(list_actions, "List the available actions.")
+        "list_actions",
+        OpsAction(
+            list_actions,
+            "List the actions you may run, with their params.",
+            permission=VIEW_ADMIN_OPS,
+        ),
     )
     registry.ops_actions.register(
         "security_snapshot", OpsAction(security_snapshot, "Security overview from every app.")
+    )
+    from valhalla_ops.dashboard import dashboard_action  # the dashboard reads the audit models
+
+    registry.ops_actions.register(
+        "dashboard",
+        OpsAction(
+            dashboard_action,
+            'The admin index\'s "At a glance" boxes as JSON, one entry per section.',
+            permission=VIEW_ADMIN_OPS,
+        ),
     )

@@ -333,10 +333,27 @@ def test_download_of_unfinished_job_is_404(viewer, make_job):
     assert response.status_code == 404
 
 
-def test_download_of_externally_completed_job_is_404(viewer, make_job):
+def test_download_of_an_externally_stored_job_is_a_409_with_its_url(viewer, make_job):
     job = make_job(status="completed", storage_url="s3://b/x.csv", completed_at=timezone.now())
 
-    assert viewer.get(f"/system/exports/{job.pk}/download").status_code == 404
+    response = viewer.get(f"/system/exports/{job.pk}/download")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "status_code": 409,
+        "detail": f"Export #{job.pk} is stored elsewhere, not on this server: "
+        "fetch it from s3://b/x.csv.",
+        "storage_url": "s3://b/x.csv",
+    }
+
+
+def test_the_url_of_an_externally_stored_job_needs_the_download_permission(nobody, make_job):
+    job = make_job(status="completed", storage_url="s3://b/x.csv", completed_at=timezone.now())
+
+    response = nobody.get(f"/system/exports/{job.pk}/download")
+
+    assert response.status_code == 403
+    assert "s3://" not in response.content.decode()
 
 
 def test_download_of_unknown_job_is_404(viewer):

@@ -1,3 +1,4 @@
+import json
 from io import StringIO
 
 import pytest
@@ -35,3 +36,35 @@ def test_unknown_mode_is_an_operator_error():
         call_command("maintenance_mode", "panic")
 
     assert not MaintenanceState.objects.exists()
+
+
+def test_show_as_json():
+    call_command("maintenance_mode", "read_only", "--reason", "restore", stdout=StringIO())
+    out = StringIO()
+
+    call_command("maintenance_mode", "--json", stdout=out)
+
+    data = json.loads(out.getvalue())
+    assert data["mode"] == "read_only"
+    assert data["reason"] == "restore"
+    assert data["changed_by"] == "manage.py maintenance_mode"
+    assert data["since"]
+
+
+def test_switch_as_json_prints_the_new_state():
+    out = StringIO()
+
+    call_command("maintenance_mode", "maintenance", "--json", stdout=out)
+
+    assert json.loads(out.getvalue())["mode"] == "maintenance"
+
+
+def test_setting_the_mode_it_already_has_is_warned_and_changes_nothing():
+    call_command("maintenance_mode", "read_only", "--reason", "first", stdout=StringIO())
+    out, err = StringIO(), StringIO()
+
+    call_command("maintenance_mode", "read_only", "--reason", "again", stdout=out, stderr=err)
+
+    assert "already read_only; nothing changed" in err.getvalue()
+    assert MaintenanceState.objects.get().reason == "first"
+    assert SystemLog.objects.filter(action="maintenance.set_mode").count() == 1

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -45,3 +47,25 @@ def test_snapshot_ratelimits_redis_down_is_a_command_error(make_rule, redis_down
 
     with pytest.raises(CommandError, match="unreachable"):
         call_command("snapshot_ratelimits")
+
+
+def test_snapshot_ratelimits_dry_run_as_json(make_rule, capsys):
+    rule = count_some(make_rule)
+
+    call_command("snapshot_ratelimits", "--dry-run", "--json")
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["dry_run"] is True
+    assert data["written"] == 0
+    assert sorted(data["counters"], key=lambda c: c["key"]) == [
+        {
+            "rule_id": rule.pk,
+            "scope": "ip",
+            "key": key,
+            "count": count,
+            "max_requests": 5,
+            "window_seconds": 60,
+        }
+        for key, count in [("192.0.2.1", 2), ("192.0.2.7", 1)]
+    ]
+    assert not RateLimitSnapshot.objects.exists()

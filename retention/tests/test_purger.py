@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -306,3 +307,21 @@ def test_run_worker_once_drains_exports_and_retention(clock, make_policy, settin
         ExportJob.objects.filter(pk__in=[j.pk for j in jobs]).values_list("status", flat=True)
     )
     assert statuses == {"completed"}
+
+
+def test_command_dry_run_as_json(clock, make_policy, capsys):
+    make_policy("audit_logs", 30)
+    old_logs(3)
+
+    call_command("purge_expired", "--dry-run", "--json")
+
+    [run] = json.loads(capsys.readouterr().out)
+    assert run == {
+        "category": "audit_logs",
+        "dry_run": True,
+        "cutoff": "2024-05-02T12:00:00+00:00",
+        "deleted": 3,
+        "batches": 0,
+        "status": "completed",
+        "error": "",
+    }

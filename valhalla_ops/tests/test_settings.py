@@ -338,3 +338,48 @@ def test_gunicorn_reads_valid_values():
         "60",
         "0",
     ]
+
+
+# --- a bad setting stops any command and gunicorn in one line, not a traceback ------------
+
+
+def run_process(argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    }
+    return subprocess.run(
+        argv, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY"),
+        ({"DEBUG": "perhaps"}, "DEBUG"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, "TRUSTED_PROXIES"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "list_api_clients", "run_worker"])
+def test_a_bad_setting_stops_any_command_in_one_line(env, variable, command):
+    result = run_process([sys.executable, "manage.py", command], **env)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Configuration error: ")
+    assert variable in line
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_setting_stops_gunicorn_in_one_line():
+    gunicorn = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+
+    result = run_process([*gunicorn, "--bind", "127.0.0.1:0", "valhalla_ops.wsgi"], DEBUG="0")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Configuration error: Set the SECRET_KEY environment variable when DEBUG=0."
+    )

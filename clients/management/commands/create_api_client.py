@@ -2,15 +2,16 @@ from argparse import ArgumentParser
 from datetime import datetime
 
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from rest_framework.exceptions import APIException
 
 from clients import services
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.principals import command_actor
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Create an API client. The new key is printed once, alone on the last line."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -45,17 +46,14 @@ class Command(BaseCommand):
         if missing:
             known = ", ".join(Group.objects.order_by("name").values_list("name", flat=True))
             raise CommandError(f"Unknown group(s): {', '.join(missing)}. Known: {known}.")
-        try:
-            client, raw_key = services.create_client(
-                actor=command_actor("create_api_client"),
-                name=name,
-                client_type=client_type,
-                description=description,
-                groups=found,
-                expires_at=_parse_expiry(expires_at),
-            )
-        except APIException as error:
-            raise CommandError(str(error.detail)) from error
+        client, raw_key = services.create_client(
+            actor=command_actor("create_api_client"),
+            name=name,
+            client_type=client_type,
+            description=description,
+            groups=found,
+            expires_at=_parse_expiry(expires_at),
+        )
         self.stdout.write(
             f"Created API client #{client.pk} {client.name} ({client.client_type}); store this key now:"
         )
@@ -68,4 +66,6 @@ def _parse_expiry(value: str | None) -> datetime | None:
     parsed = parse_datetime(value)
     if parsed is None or parsed.tzinfo is None:
         raise CommandError(f"--expires-at {value!r} is not an ISO 8601 date-time with a time zone.")
+    if parsed <= timezone.now():
+        raise CommandError(f"--expires-at {value!r} is in the past: the key would never work.")
     return parsed

@@ -1,20 +1,24 @@
 from argparse import ArgumentParser
 
-from django.core.management.base import BaseCommand
-
+from clients.management.commands._clients import client_data
 from clients.models import ApiClient
+from valhalla_ops.commands import OpsCommand
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "List API clients (never their keys)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--active", action="store_true", help="Only active clients.")
+        self.add_json_argument(parser)
 
-    def handle(self, *args: object, active: bool, **options: object) -> None:
+    def handle(self, *args: object, active: bool, as_json: bool, **options: object) -> None:
         clients = ApiClient.objects.prefetch_related("groups")
         if active:
             clients = clients.filter(active=True)
+        if as_json:
+            self.write_json([client_data(client) for client in clients])
+            return
         self.stdout.write(
             f"{'id':>5}  {'name':<30} {'type':<12} {'prefix':<14} {'active':<6} {'last used':<20} groups"
         )

@@ -1,15 +1,15 @@
 from argparse import ArgumentParser
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
-from rest_framework.exceptions import APIException
+from django.core.management.base import CommandError
 
 from clients import services
 from clients.management.commands._clients import find_client
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.principals import command_actor
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Give an API client a new key, printed once, alone on the last line."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -19,14 +19,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, client: str, grace_seconds: int, **options: object) -> None:
-        try:
-            found, raw_key = services.rotate_client(
-                actor=command_actor("rotate_api_client"),
-                client=find_client(client),
-                grace=timedelta(seconds=grace_seconds),
+        target = find_client(client)
+        if not target.active:
+            raise CommandError(
+                f"API client #{target.pk} {target.name} is deactivated: a new key would not work. "
+                f"Activate it first (activate_api_client {target.pk})."
             )
-        except APIException as error:
-            raise CommandError(str(error.detail)) from error
+        found, raw_key = services.rotate_client(
+            actor=command_actor("rotate_api_client"),
+            client=target,
+            grace=timedelta(seconds=grace_seconds),
+        )
         self.stdout.write(
             f"Rotated the key of API client #{found.pk} {found.name}; store this key now:"
         )

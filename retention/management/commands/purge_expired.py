@@ -1,20 +1,29 @@
 from argparse import ArgumentParser
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from retention import modes, purger, services
 from retention.models import DataRetentionPolicy, PurgeRun
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.principals import command_actor
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Delete rows older than their retention policy, in batches (every enabled policy)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Count, don't delete.")
         parser.add_argument("--category", help="Only this category (its policy must exist).")
+        self.add_json_argument(parser)
 
-    def handle(self, *args: object, dry_run: bool, category: str | None, **options: object) -> None:
+    def handle(
+        self,
+        *args: object,
+        dry_run: bool,
+        category: str | None,
+        as_json: bool,
+        **options: object,
+    ) -> None:
         policies = self.policies(category, dry_run=dry_run)
         if not dry_run and not modes.purges_allowed():
             raise CommandError(
@@ -22,12 +31,16 @@ class Command(BaseCommand):
                 "Use --dry-run to count, or switch back to normal mode."
             )
         actor = command_actor("purge_expired")
+        progress = None if as_json else self.batch
         runs = [
-            purger.purge_policy(policy=policy, actor=actor, dry_run=dry_run, progress=self.batch)
+            purger.purge_policy(policy=policy, actor=actor, dry_run=dry_run, progress=progress)
             for policy in policies
         ]
-        for run in runs:
-            self.summary(run)
+        if as_json:
+            self.write_json([run_data(run) for run in runs])
+        else:
+            for run in runs:
+                self.summary(run)
         failed = [run.category for run in runs if run.status == PurgeRun.Status.FAILED]
         if failed:
             raise CommandError(f"Purge failed for: {', '.join(failed)}.")
@@ -57,3 +70,15 @@ class Command(BaseCommand):
             self.stderr.write(f"{line}; FAILED: {run.error}")
         else:
             self.stdout.write(f"{line}{'; ' + run.error if run.error else ''}")
+
+
+def run_data(run: PurgeRun) -> dict[str, object]:
+    return {
+        "category": run.category,
+        "dry_run": run.dry_run,
+        "cutoff": run.cutoff.isoformat(),
+        "deleted": run.deleted,
+        "batches": run.batches,
+        "status": run.status,
+        "error": run.error,
+    }

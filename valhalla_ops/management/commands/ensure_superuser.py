@@ -3,14 +3,14 @@ from argparse import ArgumentParser
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from valhalla_ops.audit import record_change
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.principals import command_actor
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = "Create the admin user from DJANGO_SUPERUSER_* variables, or say how to create one."
 
     def add_arguments(self, parser: ArgumentParser) -> None:

@@ -1,12 +1,13 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from valhalla_ops.audit import record_change
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.principals import command_actor
 from valhalla_ops.sealing import reseal_column, sealed_columns
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Seal every stored secret (webhook signing keys) under the current SECRET_KEY. "
         "Run it after rotating SECRET_KEY, then drop the old key from SECRET_KEY_FALLBACKS."

@@ -1,13 +1,14 @@
 from argparse import ArgumentParser
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from valhalla_ops import registry
+from valhalla_ops.commands import OpsCommand
 from valhalla_ops.worker import Worker
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Run the background loops (outbox, exports, retention, maintenance windows) until SIGTERM."
     )
