@@ -2,6 +2,7 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
@@ -78,7 +79,7 @@ def _action_named(request: Request) -> str | None:
     """The action the body names, if the body can be read at all."""
     try:
         action = request.data.get("action") if isinstance(request.data, dict) else None
-    except exceptions.APIException:
+    except (exceptions.APIException, RequestDataTooBig):
         return None
     return action if isinstance(action, str) else None
 

@@ -102,7 +102,7 @@ def test_only_json_is_read(admin, resources, op, content_type):
     response = send(admin, op, resources[op.path], "action=list_actions", content_type)
 
     assert response.status_code == 415, response.content[:300]
-    assert "Unsupported media type" in response.json()["detail"]
+    assert "Unsupported media type" in response.content.decode()
 
 
 @pytest.mark.parametrize("op", WITH_BODY, ids=ids)
@@ -113,7 +113,7 @@ def test_a_body_over_the_upload_limit_is_a_413(admin, resources, op, settings):
     response = send(admin, op, resources[op.path], body)
 
     assert response.status_code == 413
-    assert "larger than 10000 bytes" in response.json()["detail"]
+    assert "larger than 10000 bytes" in response.content.decode()
 
 
 @pytest.mark.parametrize("op", WITH_BODY, ids=ids)
