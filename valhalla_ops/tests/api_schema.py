@@ -68,7 +68,7 @@ def methods_of(path: str) -> set[str]:
 @pytest.fixture
 def resources(db) -> dict[str, str]:
     """{"/system/clients/{id}/": "/system/clients/7/", ...}: a real object behind each path."""
-    admin = _admin_caller()
+    admin = admin_caller()
     ids = {
         "clients": _create(admin, "/system/clients/", {"name": "target", "client_type": "service"}),
         "ratelimits/rules": _create(
@@ -118,7 +118,8 @@ def concrete(path: str, ids: dict[str, Any]) -> str:
     return path.replace("{id}", str(ids[resource.group(1)]))
 
 
-def _admin_caller() -> APIClient:
+def admin_caller(name: str = "schema-admin") -> APIClient:
+    """An APIClient with the key of a new ops-admin client."""
     from django.contrib.auth.models import Group
 
     from clients import services
@@ -126,7 +127,7 @@ def _admin_caller() -> APIClient:
 
     _client, key = services.create_client(
         actor=SYSTEM,
-        name="schema-admin",
+        name=name,
         client_type="test",
         groups=list(Group.objects.filter(name="ops-admin")),
     )

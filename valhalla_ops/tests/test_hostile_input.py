@@ -7,14 +7,11 @@ other content types: each is refused with a clear message before anything is sto
 import json
 
 import pytest
-from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from clients import services
 from valhalla_ops.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, MAX_TEXT_LENGTH
 from valhalla_ops.models import SystemLog
-from valhalla_ops.principals import SYSTEM
-from valhalla_ops.tests.api_schema import operations
+from valhalla_ops.tests.api_schema import admin_caller, operations
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +20,7 @@ WITH_BODY = [op for op in operations() if op.body_schema is not None]
 
 @pytest.fixture
 def admin(db) -> APIClient:
-    _client, key = services.create_client(
-        actor=SYSTEM,
-        name="hostile-admin",
-        client_type="test",
-        groups=list(Group.objects.filter(name="ops-admin")),
-    )
-    caller = APIClient()
-    caller.credentials(HTTP_X_API_KEY=key)
-    return caller
+    return admin_caller("hostile-admin")
 
 
 def send(caller: APIClient, op, path: str, raw: bytes | str, content_type="application/json"):
