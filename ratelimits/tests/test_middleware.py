@@ -361,3 +361,19 @@ def test_a_failing_snapshot_never_turns_429_into_500(api_client, make_rule, monk
 
     assert codes == [401, 429, 429]
     assert not RateLimitSnapshot.objects.exists()  # rolled back with the failed event
+
+
+def test_the_audit_row_records_the_client_behind_two_trusted_hops(operator, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8", "192.168.0.0/16"]
+
+    created = operator.post(
+        "/system/ratelimits/rules",
+        {"scope": "ip", "key": "*", "max_requests": 5},
+        format="json",
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="203.0.113.99, 198.51.100.4, 192.168.0.5",
+    )
+
+    assert created.status_code == 201
+    row = SystemLog.objects.get(action="ratelimits.create_rule")
+    assert row.client_ip == "198.51.100.4"
