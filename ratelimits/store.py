@@ -25,6 +25,11 @@ from django.conf import settings
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - redis[hiredis] is what requirements.txt installs
+    _pack_command = None
+
 logger = logging.getLogger(__name__)
 
 # KEYS[1..n]: counters; KEYS[n+1]: the excess index (a hash: report -> counters over);
@@ -211,10 +216,10 @@ class LocalStore:
 class RedisStore:
     """Counters in Redis, shared by every process; one round trip per decision.
 
-    Decisions go out on one connection per thread, straight through `send_command` and
-    `read_response`: the client's per-call pool checkout, retry wrapper and event hooks cost
-    more than Redis itself takes to run the script. Scans, reports and script loads use the
-    client.
+    Decisions go out on one connection per thread, packed by hiredis and sent with
+    `send_packed_command`, read with `read_response`: the client's per-call pool checkout,
+    retry wrapper, event hooks and argument encoder cost more than Redis itself takes to run
+    the script. Scans, reports and script loads use the client.
     """
 
     name = "redis"
@@ -290,11 +295,11 @@ class RedisStore:
         args: list[int | str],
     ) -> list[int]:
         try:
-            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            send(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
             return connection.read_response()
         except NoScriptError:  # a restarted or new server: load the script, run it once more
             script.sha = self.client.script_load(script.script)
-            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            send(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
             return connection.read_response()
 
     def counters(self, prefix: str) -> list[tuple[str, int]]:
@@ -346,6 +351,18 @@ class RedisStore:
         for connection in connections:
             connection.disconnect()
         self.client.close()
+
+
+def send(connection: redis.Connection, command: tuple[str | int, ...]) -> None:
+    """Send one command, packed by hiredis straight from its arguments.
+
+    `Connection.send_command` first runs every argument through redis-py's encoder, in Python:
+    for a decision's dozen arguments that costs about a quarter of its CPU time.
+    """
+    if _pack_command is None:  # hiredis is pinned; without it, redis-py's own packer
+        connection.send_command(*command)
+    else:
+        connection.send_packed_command([_pack_command(command)])
 
 
 def _glob_escape(text: str) -> str:

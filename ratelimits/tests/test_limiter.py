@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ratelimits import keys, limiter
+from ratelimits import store as store_module
 from ratelimits.ruleset import Identity, Rule, RuleSet, counter_prefix
 from ratelimits.store import LocalStore, RedisStore, StoreUnavailable, get_store
 
@@ -31,6 +32,34 @@ def redis_store() -> RedisStore:
     store = get_store()
     assert isinstance(store, RedisStore)
     return store
+
+
+def spy_on_commands(monkeypatch) -> list[str]:
+    """The names of the commands the store sends on its decision connections, in order.
+
+    Counted where the store sends them, not from the server's stats: other clients share it.
+    """
+    sent: list[str] = []
+    original = store_module.send
+
+    def spy(connection, command):
+        sent.append(str(command[0]))
+        return original(connection, command)
+
+    monkeypatch.setattr(store_module, "send", spy)
+    return sent
+
+
+def test_redis_store_packs_commands_as_redis_py_would(use_redis):
+    connection = redis_store().connection()
+    command = ("EVALSHA", "ab" * 20, 3, "k", "vo:rlx", "vo:rlx:1", 60, 2**62, "1:60:5", 360, 100)
+
+    store_module.send(connection, ("PING",))
+    pong = connection.read_response()
+
+    assert pong in (b"PONG", "PONG")
+    assert store_module._pack_command is not None
+    assert [store_module._pack_command(command)] == connection.pack_command(*command)
 
 
 def test_window_is_aligned_to_the_epoch_plus_a_per_counter_offset():
@@ -170,16 +199,7 @@ def test_local_store_is_thread_safe():
 def test_redis_store_one_round_trip_for_every_rule(use_redis, monkeypatch):
     rules = RuleSet.build([rule(1), rule(2, scope="global"), rule(3, scope="path", key="/x")])
     limiter.check(rules, Identity(ip="192.0.2.200"))  # the script is loaded by now
-    connection = redis_store().connection()
-    sent: list[str] = []
-    original = connection.send_command
-
-    def spy(*args, **options):
-        sent.append(str(args[0]))
-        return original(*args, **options)
-
-    # Counted at this connection, not from the server's stats: other clients may share it.
-    monkeypatch.setattr(connection, "send_command", spy)
+    sent = spy_on_commands(monkeypatch)
 
     decision = check_matched(rules, Identity(ip="192.0.2.1", path="/x/y"))
 
@@ -282,15 +302,7 @@ def test_cidr_rules_match_by_version_and_network():
 
 def test_every_number_comes_from_redis_whatever_the_limit(use_redis, monkeypatch):
     store = redis_store()
-    connection = store.connection()
-    sent: list[str] = []
-    original = connection.send_command
-
-    def spy(*args, **options):
-        sent.append(str(args[0]))
-        return original(*args, **options)
-
-    monkeypatch.setattr(connection, "send_command", spy)
+    sent = spy_on_commands(monkeypatch)
 
     counts = [store.incr_many(["vo:test:big"], [60], [100_000], ["1:60:1"])[0] for _ in range(130)]
 

@@ -66,7 +66,9 @@ def test_the_excess_kept_in_redis_is_bounded_and_expires(make_rule, use_redis):
     (excess,) = get_store().excess(top=1000)
     assert excess.keys_over == 1000
     assert EXCESS_TOP_KEPT <= len(excess.top) <= 2 * EXCESS_TOP_KEPT
-    assert all(use_redis.ttl(key) > 0 for key in use_redis.scan_iter("*"))
+    assert all(
+        0 < use_redis.ttl(key) <= 60 + store.EXCESS_GRACE for key in use_redis.scan_iter("*")
+    )
 
 
 def test_a_later_pass_updates_the_aggregate_without_a_new_audit_row_or_event(
@@ -200,3 +202,35 @@ def test_snapshot_api_and_admin_show_the_aggregate(
     assert page.status_code == 200
     assert "192.0.2.2: 3<br>192.0.2.1: 2" in page.content.decode()
     assert "Keys over" in listing.content.decode()
+
+
+def test_a_failed_report_is_tried_again_on_the_next_pass(make_rule, monkeypatch):
+    from notify import services as notify_services
+
+    rule = make_rule(scope="global", key="*", max_requests=1)
+    rules = RuleSet.build([rule])
+    now = time.time()
+    for _ in range(2):
+        check(rules, Identity(), now=now)
+    real = notify_services.emit_event
+
+    def broken(**kwargs):
+        raise RuntimeError("notify is down")
+
+    monkeypatch.setattr(notify_services, "emit_event", broken)
+    failed = services.report_exceeded(now=now)
+    monkeypatch.setattr(notify_services, "emit_event", real)
+    retried = services.report_exceeded(now=now)
+
+    assert (failed, retried) == (0, 1)
+    assert RateLimitSnapshot.objects.get().keys_over == 1
+
+
+def test_local_memory_drops_expired_excess_records():
+    counters = LocalStore()
+    for _ in range(2):
+        counters.incr_many(["k"], [60], [1], ["1:60:1"], 0)  # the record expires at once
+
+    assert counters.excess(top=5) == []
+    counters._sweep(time.monotonic())
+    assert counters._excess == {}

@@ -139,3 +139,29 @@ def test_log_records_carry_the_request_id_and_client_ip():
 
     assert (record.__dict__["request_id"], record.__dict__["client_ip"]) == ("req-7", "203.0.113.1")
     assert (outside.__dict__["request_id"], outside.__dict__["client_ip"]) == ("-", "-")
+
+
+def test_django_request_log_lines_carry_the_client_of_their_request(request_from, settings):
+    settings.TRUSTED_PROXIES = TRUSTED
+    request = request_from("10.0.0.1", "203.0.113.1, 192.168.0.2")
+    request.request_id = "req-9"
+    # django.request writes "Not Found: /x" after the middleware returned, with the request.
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "x", None, None)
+    record.request = request
+
+    RequestContextFilter().filter(record)
+
+    assert (record.__dict__["request_id"], record.__dict__["client_ip"]) == ("req-9", "203.0.113.1")
+
+
+def test_the_console_handler_prints_the_request_id_and_client_ip(settings):
+    formatter = logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"])
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    token = context.bind(context.RequestContext("req-8", "198.51.100.4"))
+    try:
+        RequestContextFilter().filter(record)
+    finally:
+        context.reset(token)
+
+    assert formatter.format(record).endswith("[req-8 198.51.100.4] hello")
+    assert settings.LOGGING["handlers"]["console"]["filters"] == ["request"]
