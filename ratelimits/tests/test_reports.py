@@ -7,8 +7,9 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from ratelimits import ruleset, services, store
 from ratelimits.limiter import check
@@ -234,3 +235,22 @@ def test_local_memory_drops_expired_excess_records():
     assert counters.excess(top=5) == []
     counters._sweep(time.monotonic())
     assert counters._excess == {}
+
+
+def test_the_database_keeps_one_snapshot_per_report(make_rule):
+    rule = make_rule(scope="global", key="*", max_requests=1)
+    fields = {
+        "rule": rule,
+        "scope": "global",
+        "key": "*",
+        "window_seconds": 60,
+        "max_requests": 1,
+        "current_count": 2,
+        "window_started_at": timezone.now(),
+    }
+    RateLimitSnapshot.objects.create(report=f"{rule.pk}:60:1", **fields)
+    RateLimitSnapshot.objects.create(**fields)  # snapshots on demand have no report
+    RateLimitSnapshot.objects.create(**fields)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RateLimitSnapshot.objects.create(report=f"{rule.pk}:60:1", **fields)
