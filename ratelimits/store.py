@@ -26,9 +26,9 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 try:
-    from hiredis import pack_command as _pack_command
+    import hiredis
 except ImportError:  # pragma: no cover - redis[hiredis] is what requirements.txt installs
-    _pack_command = None
+    hiredis = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -359,10 +359,10 @@ def send(connection: redis.Connection, command: tuple[str | int, ...]) -> None:
     `Connection.send_command` first runs every argument through redis-py's encoder, in Python:
     for a decision's dozen arguments that costs about a quarter of its CPU time.
     """
-    if _pack_command is None:  # hiredis is pinned; without it, redis-py's own packer
+    if hiredis is None:  # hiredis is pinned; without it, redis-py's own packer
         connection.send_command(*command)
-    else:
-        connection.send_packed_command([_pack_command(command)])
+    else:  # (hiredis's stub types the argument as a 1-tuple)
+        connection.send_packed_command([hiredis.pack_command(command)])  # type: ignore[arg-type]
 
 
 def _glob_escape(text: str) -> str:
