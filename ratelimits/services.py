@@ -174,7 +174,12 @@ def report_exceeded(*, store: CounterStore | None = None, now: float | None = No
     for excess in store.excess(top=TOP_OFFENDERS):
         rule_id, window_seconds, index = (int(part) for part in excess.report.split(":"))
         try:
-            written += _write_report(excess, rule_id, window_seconds, index)
+            rule = RateLimitRule.objects.filter(pk=rule_id).first()
+            if rule is None:
+                logger.warning("rate-limit report %s dropped: its rule was deleted", excess.report)
+                finished.append(excess.report)
+                continue
+            written += _write_report(excess, rule, window_seconds, index)
         except Exception:  # one bad report must not stop the others, nor the worker
             logger.exception("could not write the rate-limit report %s", excess.report)
             continue
@@ -210,12 +215,8 @@ def report_exceeded_soon() -> None:
         logger.exception("could not report rate-limit excess")
 
 
-def _write_report(excess: Excess, rule_id: int, window_seconds: int, index: int) -> int:
-    rule = RateLimitRule.objects.filter(pk=rule_id).first()
-    if rule is None:
-        logger.warning("rate-limit report %s dropped: its rule was deleted", excess.report)
-        return 0
-    prefix = ruleset.counter_prefix(rule_id, window_seconds)
+def _write_report(excess: Excess, rule: RateLimitRule, window_seconds: int, index: int) -> int:
+    prefix = ruleset.counter_prefix(rule.pk, window_seconds)
     top = [
         {"value": counter.removeprefix(prefix).rpartition(":")[0], "count": count}
         for counter, count in excess.top

@@ -145,6 +145,7 @@ def test_the_report_of_a_deleted_rule_is_dropped_with_a_warning(make_rule, event
         written = services.report_exceeded(now=1000.0)
 
     assert written == 0
+    assert get_store().excess(top=1) == []  # dropped at once, not reported again
     assert not RateLimitSnapshot.objects.exists()
     assert events == []
     assert "its rule was deleted" in caplog.text
