@@ -5,24 +5,35 @@ log), both on PostgreSQL and Redis, serve `GET /bench/ping` (bench/urls.py: a DR
 returning `{"ok": true}`):
 
 - ON  (bench/settings_on.py): the real project settings. The read-only shield, rate limiting
-  (one `global *` rule that every request matches and none exceeds) and API-key authentication
-  (a key made with `manage.py create_api_client`; the view requires an authenticated caller).
+  and API-key authentication (a key made with `manage.py create_api_client`; the view requires
+  an authenticated caller).
 - OFF (bench/settings_bare.py): the same settings without those three; the view is open.
+
+The rules (`--scenario`):
+- `ip` (the default): rule set (a), one `ip *` rule of 100 per minute. Every request comes
+  through a trusted proxy (both servers run with TRUSTED_PROXIES=127.0.0.1/32) and carries an
+  `X-Forwarded-For` that wrk varies per request over 10,000 addresses (198.18.0.0/18, a wrk
+  Lua script), so the limiter counts 10,000 clients, one key each, as on the internet. No
+  client reaches its limit in a run (a few requests each), so every response is a 200.
+- `global`: one `global *` rule of 1,000,000,000 per minute, one counter for every request.
 
 `wrk` (a separate process, loopback only) loads one server at a time, alternately
 (ON OFF, OFF ON, ON OFF, ... so a drift of the machine hits both sides alike); the script
 prints every run, the median of each side and ON/OFF of the medians (target >= 0.85), and the
-median of the per-round ratios. Both sides get the same request, X-API-Key header included.
+median of the per-round ratios. Both sides get the same requests, X-API-Key and
+X-Forwarded-For included.
 
 Per run it also reads the CPU time the gunicorn workers (/proc) and the Redis server (INFO cpu)
 used, per request: a figure that other load on the machine disturbs much less than req/s.
 
 The script creates the PostgreSQL database if needed, migrates it, makes the rule and the key,
-checks that ON really enforces (401 without the key, a `RateLimit` header with it) and that OFF
-does not, and removes its Redis keys (prefix `vobench:`) at the end.
+checks that ON really enforces (401 without the key, a `RateLimit` header with it, the client
+found behind the proxy) and that OFF does not, and removes its Redis keys (prefix `vobench:`)
+at the end.
 
     .venv/bin/python bench/http_overhead.py                    # 6 rounds of 5 s per side
     .venv/bin/python bench/http_overhead.py --rounds 4 --duration 15 --connections 16
+    .venv/bin/python bench/http_overhead.py --scenario global  # one global * rule
     .venv/bin/python bench/http_overhead.py --breakdown --rounds 4   # + each feature removed
 
 `--breakdown` adds four servers to attribute the cost: the project with one of the three
@@ -57,7 +68,24 @@ from bench import common
 WRK = "/usr/bin/wrk"
 PING = "/bench/ping"
 TARGET = 0.85
-RULE_MAX = 1_000_000_000  # per 60 s: matched by every request, never exceeded
+RULE_MAX = 1_000_000_000  # per 60 s, `global` scenario: matched by every request, never exceeded
+IP_RULE_MAX = 100  # per 60 s, `ip` scenario: rule set (a)
+ADDRESSES = 10_000
+PROXY = "127.0.0.1/32"
+# wrk: each request comes from the next of 10,000 client addresses, through the proxy.
+VARY_CLIENT_LUA = """
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads * 3571)
+  threads = threads + 1
+end
+function request()
+  n = (n or offset) + 1
+  local i = n % ADDRESSES
+  wrk.headers["X-Forwarded-For"] = "198.18." .. math.floor(i / 256) .. "." .. (i % 256)
+  return wrk.format()
+end
+""".replace("ADDRESSES", str(ADDRESSES))
 STARTUP_SECONDS = 30.0
 
 
@@ -104,6 +132,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--keep-keys", action="store_true", help="leave the vobench:* Redis keys")
     parser.add_argument(
+        "--scenario",
+        choices=["ip", "global"],
+        default="ip",
+        help="ip: rule set (a), ip * 100/min, 10,000 clients through a trusted proxy (default); "
+        "global: one global * rule",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also run the project with each of the three removed (ON - shield, ...)",
@@ -117,12 +152,15 @@ def parse_args() -> argparse.Namespace:
 # --- set-up ----------------------------------------------------------------------------------
 
 
-def prepare() -> str:
-    """Migrate, leave one `global *` rule, check the mode is normal; return a fresh API key."""
+def prepare(scenario: str) -> str:
+    """Migrate, leave the scenario's one rule, check the mode is normal; return a fresh API key."""
     from django.db import connections
 
     common.migrate_and_check_normal()
-    common.set_rules([("global", "*")], max_requests=RULE_MAX)
+    if scenario == "ip":
+        common.set_rules([("ip", "*")], max_requests=IP_RULE_MAX)
+    else:
+        common.set_rules([("global", "*")], max_requests=RULE_MAX)
     key = common.create_api_key("http_overhead")
     connections.close_all()
     return key
@@ -134,7 +172,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(server: Server, env: dict[str, str], workers: int) -> None:
+def start(server: Server, env: dict[str, str], workers: int, scenario: str) -> None:
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (kept open for the server's lifetime)
         prefix="bench-gunicorn-", suffix=".log", delete=False
     )
@@ -146,6 +184,7 @@ def start(server: Server, env: dict[str, str], workers: int) -> None:
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_THREADS": "1",
         "GUNICORN_MAX_REQUESTS": "0",
+        "TRUSTED_PROXIES": PROXY if scenario == "ip" else "",
     }
     if server.remove:
         server_env["BENCH_REMOVE"] = server.remove
@@ -207,14 +246,24 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
         return error.code, dict(error.headers), error.read()
 
 
-def check_servers(on: Server, off: Server, key: str) -> None:
+def check_servers(on: Server, off: Server, key: str, scenario: str) -> None:
     """ON enforces (401 without a key, RateLimit with it); OFF answers anyone, no RateLimit."""
     with_key = {"X-API-Key": key}
+    if scenario == "ip":
+        with_key["X-Forwarded-For"] = "192.0.2.77"
     status, _, _ = fetch(on.url + PING)
     common.expect(status == 401, f"ON without a key: expected 401, got {status}")
     status, headers, body = fetch(on.url + PING, with_key)
     common.expect(status == 200 and json.loads(body) == {"ok": True}, f"ON with the key: {status}")
     common.expect("RateLimit" in headers, "ON: no RateLimit header, rate limiting is not running")
+    if scenario == "ip":  # counted for the client behind the proxy, not for the proxy
+        again = fetch(on.url + PING, with_key)[1]["RateLimit"]
+        other = fetch(on.url + PING, {**with_key, "X-Forwarded-For": "192.0.2.78"})[1]
+        common.expect(
+            again.startswith(f"limit={IP_RULE_MAX}, remaining={IP_RULE_MAX - 2},")
+            and other["RateLimit"].startswith(f"limit={IP_RULE_MAX}, remaining={IP_RULE_MAX - 1},"),
+            f"ON: not counted per client behind the proxy: {again!r}, {other['RateLimit']!r}",
+        )
     print(f"  ON : 401 without the key; 200 with it, RateLimit: {headers['RateLimit']}")
     status, headers, body = fetch(off.url + PING, with_key)
     common.expect(status == 200 and json.loads(body) == {"ok": True}, f"OFF: {status}")
@@ -232,6 +281,7 @@ def wrk(server: Server, key: str, args: argparse.Namespace, seconds: int) -> Wrk
         "5s",
         "-H",
         f"X-API-Key: {key}",
+        *(["--script", args.lua] if args.lua else []),
         server.url + PING,
     ]
     workers = common.child_pids(server.process.pid) if server.process else []
@@ -332,6 +382,14 @@ def report_breakdown(servers: list[Server]) -> None:
         )
 
 
+def write_lua() -> str:
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="bench-vary-client-", suffix=".lua", delete=False
+    ) as script:
+        script.write(VARY_CLIENT_LUA)
+    return script.name
+
+
 def make_servers(args: argparse.Namespace) -> list[Server]:
     servers = [
         Server("ON", "bench.settings_on", free_port()),
@@ -356,16 +414,24 @@ def main() -> None:
         print("  " + line)
     print(f"  wrk: {WRK} -t{args.threads} -c{args.connections} -d{args.duration}s")
     print(f"  gunicorn: {args.workers} sync workers per server, access log off")
+    if args.scenario == "ip":
+        print(
+            f"  rules: ip * {IP_RULE_MAX}/60s; X-Forwarded-For varied over {ADDRESSES} addresses, "
+            f"TRUSTED_PROXIES={PROXY}"
+        )
+    else:
+        print(f"  rules: global * {RULE_MAX}/60s")
     print(f"  load average: {common.load_average()}")
     common.setup_django("bench.settings_on", env)
-    key = prepare()
+    key = prepare(args.scenario)
     servers = make_servers(args)
+    args.lua = write_lua() if args.scenario == "ip" else ""
     try:
         for server in servers:
-            start(server, env, args.workers)
+            start(server, env, args.workers, args.scenario)
         for server in servers:
             wait_ready(server)
-        check_servers(servers[0], servers[1], key)
+        check_servers(servers[0], servers[1], key, args.scenario)
         for server in servers[2:]:
             status = fetch(server.url + PING, {"X-API-Key": key})[0]
             common.expect(status == 200, f"{server.name}: {status}")
@@ -375,6 +441,8 @@ def main() -> None:
             stop(server)
             with contextlib.suppress(OSError):
                 os.unlink(server.log_path)
+        if args.lua:
+            os.unlink(args.lua)
         if not args.keep_keys:
             common.delete_bench_keys(args.redis_url)
     report(servers)

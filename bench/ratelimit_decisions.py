@@ -1,42 +1,44 @@
-"""Rate-limit decisions per second in one process: the project's limiter against its baselines.
+"""Rate-limit decisions per second in one process: the project's limiter against its peers.
 
 One thread, one loop per candidate, the candidates interleaved round by round: the figures are
 medians over the rounds, and each ratio is the median of the ratios measured within one round
-(the ratio of the two medians is printed in brackets). Every candidate decides the same thing: one request from 127.0.0.1 to /bench/ping,
-counted against rules of the same rate (default 1000000000 per 60 s, never exceeded).
+(the ratio of the two medians is printed in brackets). Every candidate does the same work on
+two realistic rule sets:
 
-Redis (REDIS_URL, default redis://127.0.0.1:6379/3):
-- `INCR`: a bare `INCR` of one key from the project store's own redis-py client (the same
-  connection pool, hiredis): one round trip and nothing else, the floor.
-- store.incr_many: the project store's call alone (EVALSHA of the Lua script, one key), to
-  split the project's cost between Redis and Python.
-- project: what RateLimitMiddleware runs for a request once it has the rule set:
-  `request_identity()` then `limiter.check()` (match every rule, one EVALSHA for all of them).
-- django-ratelimit 4.1: `get_usage(request, key=..., rate=..., increment=True)` on Django's
-  built-in RedisCache (the project's "default" cache), once per rule.
-Targets: project/INCR >= 0.8 and project/django-ratelimit >= 5 with one rule (`ip *`).
+(a) one `ip *` rule of 100 per minute; each decision is for the next of 10,000 distinct client
+    addresses (198.18.0.0/18), so every address is a key of its own, as on the internet;
+(b) a `global *` rule (1,000,000/min), an `api_key *` rule (100,000/min) and a path rule
+    (`/bench`, 100,000/min), all three matching every request of one API client.
 
-Local memory (no REDIS_URL: `LocalStore`, per process) against django-ratelimit on
-LocMemCache. Target: project/django-ratelimit >= 2.
+Candidates against Redis (REDIS_URL, default redis://127.0.0.1:6379/3):
+- baselines, the fastest the project's own client can do (redis-py with hiredis, one pooled
+  `Connection`, `send_command` + `read_response`, no client layer): `INCR` of the same keys,
+  and a pipelined `INCR` + `EXPIRE` (what any fixed window needs), one per rule;
+- project: what RateLimitMiddleware runs for a request once it has its rules and the client
+  address: `request_identity()` then `limiter.check()`, one EVALSHA for every matching rule;
+- limits 5.8 (what slowapi and Flask-Limiter use): `FixedWindowRateLimiter.hit()` on its
+  `RedisStorage`, one call per rule;
+- django-ratelimit 4.1: `get_usage(..., increment=True)` on Django's RedisCache, one call per
+  rule.
+Targets: project >= 1.0x limits and >= 5x django-ratelimit, on (a) and on (b).
 
-Diagnostics (not targets): `INCR` and the store's `EVALSHA` sent on one pooled redis-py
-Connection (`send_command` + `read_response`), i.e. the round trip without the `Redis` client
-layer, to show how much of a decision is redis-py's own bookkeeping.
+Local memory (no REDIS_URL: `LocalStore`, one process) against django-ratelimit on LocMemCache
+(target >= 5x) and, for information, limits' `MemoryStorage`.
 
-Every row prints ops/s (wall clock, one thread), us per decision and this process's CPU us per
-decision (the part a busy web worker pays; the rest is waiting for Redis).
-
-Both are also run with three matching rules (`ip *`, `path /bench`, `global *`): the project
-still makes one store call, django-ratelimit one call per rule.
+Every rule is matched and counted; no decision in a run goes over a limit (10,000 addresses
+at 100 per minute each need over a million decisions a minute), so every candidate takes its
+"allowed" path.
 
     .venv/bin/python bench/ratelimit_decisions.py                 # 15 rounds of 0.25 s each
-    .venv/bin/python bench/ratelimit_decisions.py --rounds 31 --seconds 0.5 --max-ops 500000
+    .venv/bin/python bench/ratelimit_decisions.py --rounds 31 --seconds 0.5
     .venv/bin/python bench/ratelimit_decisions.py --skip-redis    # local memory only
 
-Counters live under the `vobench:` prefix and are deleted at the end. The database is not used.
+Keys live under the `vobench:` prefix (limits' too) and are deleted at the end. The database
+is not used.
 """
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -49,12 +51,15 @@ if __package__ in (None, ""):
 from bench import common
 
 PATH = "/bench/ping"
-IP = "127.0.0.1"
-TARGET_INCR = 0.8
-TARGET_REDIS = 5.0
-TARGET_LOCAL = 2.0
-# (scope, key) of the rules; the first is the one-rule case.
-RULES = (("ip", "*"), ("path", "/bench"), ("global", "*"))
+ADDRESSES = 10_000
+CLIENT_ID = 42
+API_KEY = "vo_test_bench_key"
+TARGET_LIMITS = 1.0
+TARGET_DJANGO = 5.0
+# Rule set (b): (scope, key, limit per minute).
+RULES_B = (("global", "*", 1_000_000), ("api_key", "*", 100_000), ("path", "/bench", 100_000))
+RULE_A = ("ip", "*", 100)
+LIMITS_PREFIX = common.CACHE_KEY_PREFIX + ":limits"
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,182 +67,234 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (median)")
     parser.add_argument("--seconds", type=float, default=0.25, help="seconds per candidate/round")
     parser.add_argument("--max-ops", type=int, default=1_000_000, help="cap per candidate/round")
-    parser.add_argument("--max-requests", type=int, default=1_000_000_000, help="rule limit")
-    parser.add_argument("--window", type=int, default=60, help="rule window, seconds")
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", common.DEFAULT_REDIS_URL)
     )
     parser.add_argument("--skip-redis", action="store_true", help="local memory only")
-    parser.add_argument(
-        "--no-leases",
-        action="store_true",
-        help="every decision takes its number from Redis (as for limits under 128)",
-    )
-    parser.add_argument("--profile", action="store_true", help="cProfile the project's path")
     args = parser.parse_args()
     common.check_rounds(parser, args)
     return args
 
 
-def build(args: argparse.Namespace) -> SimpleNamespace:
-    """The rule sets, the request and the django-ratelimit arguments of every rule."""
+def address(number: int) -> str:
+    return f"198.18.{number // 256}.{number % 256}"
+
+
+def build() -> SimpleNamespace:
+    """The two rule sets, one request per address (a) and the API client's request (b)."""
     from django.test import RequestFactory
 
     from ratelimits.ruleset import RuleSet
 
-    sources = [
-        SimpleNamespace(
-            id=900_001 + number,
-            scope=scope,
-            key=key,
-            window_seconds=args.window,
-            max_requests=args.max_requests,
+    def rules(specs: list[tuple[str, str, int]], first_id: int) -> Any:
+        return RuleSet.build(
+            SimpleNamespace(id=first_id + n, scope=s, key=k, window_seconds=60, max_requests=m)
+            for n, (s, k, m) in enumerate(specs)
         )
-        for number, (scope, key) in enumerate(RULES)
-    ]
-    request = RequestFactory().get(PATH, REMOTE_ADDR=IP, HTTP_HOST="127.0.0.1")
-    request.client_ip = IP  # as RequestContextMiddleware sets it
-    rate = f"{args.max_requests}/{args.window}s"
-    django_rules = [
-        ("bench.ip", "ip"),
-        ("bench.path", lambda group, req: req.path),
-        ("bench.global", lambda group, req: "*"),
-    ]
+
+    factory = RequestFactory()
+    requests_a = []
+    for number in range(ADDRESSES):
+        request = factory.get(PATH, REMOTE_ADDR=address(number), HTTP_HOST="127.0.0.1")
+        request.client_ip = address(number)  # as RequestContextMiddleware sets it
+        requests_a.append(request)
+    request_b = factory.get(PATH, REMOTE_ADDR="127.0.0.1", HTTP_X_API_KEY=API_KEY)
+    request_b.client_ip = "127.0.0.1"
     return SimpleNamespace(
-        one=RuleSet.build(sources[:1]),
-        three=RuleSet.build(sources),
-        request=request,
-        rate=rate,
-        django_rules=django_rules,
+        rules_a=rules([RULE_A], 900_001),
+        rules_b=rules(list(RULES_B), 900_011),
+        requests_a=requests_a,
+        request_b=request_b,
     )
 
 
-def project_op(rules: Any, request: Any) -> Callable[[], object]:
+def cycle(items: list[Any]) -> Callable[[], Any]:
+    """A function returning the next item each call, round and round."""
+    return itertools.cycle(items).__next__
+
+
+# --- the project ------------------------------------------------------------------------------
+
+
+def project_a(setup: SimpleNamespace) -> Callable[[], object]:
     from ratelimits.limiter import check
     from ratelimits.middleware import request_identity
 
+    rules, next_request = setup.rules_a, cycle(setup.requests_a)
+
     def op() -> object:
-        return check(rules, request_identity(request, rules, PATH))
+        return check(rules, request_identity(next_request(), rules, PATH))
 
     return op
 
 
-def store_op(store: Any, setup: SimpleNamespace, args: argparse.Namespace) -> Callable[[], object]:
-    """The store call alone (the Lua script, or the local dict): the decision minus Python."""
-    keys = [setup.one.rules[0].counter_prefix + "bench-store:0"]
-    ttls = [args.window + 2]
+def project_b(setup: SimpleNamespace) -> Callable[[], object]:
+    from ratelimits.limiter import check
+    from ratelimits.ruleset import Identity
+
+    rules, request = setup.rules_b, setup.request_b
 
     def op() -> object:
-        return store.incr_many(keys, ttls)
+        # The API client is resolved by the cached lookup DRF's authentication shares; the
+        # peers get the raw key, so the lookup is left out of every side.
+        identity = Identity(ip=request.client_ip, client_id=CLIENT_ID, path=request.path_info)
+        return check(rules, identity)
 
     return op
 
 
-def django_ratelimit_op(setup: SimpleNamespace, count: int) -> Callable[[], object]:
+# --- the peers --------------------------------------------------------------------------------
+
+
+def limits_ops(storage: Any) -> tuple[Callable[[], object], Callable[[], object]]:
+    """limits' fixed window on `storage`, for (a) and (b)."""
+    from limits import RateLimitItemPerMinute
+    from limits.strategies import FixedWindowRateLimiter
+
+    limiter = FixedWindowRateLimiter(storage)
+    item_a = RateLimitItemPerMinute(RULE_A[2], namespace="A")
+    next_address = cycle([address(n) for n in range(ADDRESSES)])
+    items_b = [
+        RateLimitItemPerMinute(limit, namespace=f"B{n}") for n, (*_, limit) in enumerate(RULES_B)
+    ]
+
+    def op_a() -> object:
+        return limiter.hit(item_a, "ip", next_address())
+
+    def op_b() -> object:
+        return (
+            limiter.hit(items_b[0], "global")
+            and limiter.hit(items_b[1], "api_key", str(CLIENT_ID))
+            and limiter.hit(items_b[2], "path", "/bench")
+        )
+
+    return op_a, op_b
+
+
+def django_ratelimit_ops(
+    setup: SimpleNamespace,
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """django-ratelimit's get_usage on the cache RATELIMIT_USE_CACHE names, for (a) and (b)."""
     from django_ratelimit.core import get_usage
 
-    request, rate = setup.request, setup.rate
-    rules = setup.django_rules[:count]
+    next_request = cycle(setup.requests_a)
+    request_b = setup.request_b
+    rules_b = [
+        ("bench.global", lambda group, request: "*", f"{RULES_B[0][2]}/m"),
+        ("bench.api_key", "header:x-api-key", f"{RULES_B[1][2]}/m"),
+        ("bench.path", lambda group, request: "/bench", f"{RULES_B[2][2]}/m"),
+    ]
 
-    def op() -> object:
+    def op_a() -> object:
+        return get_usage(next_request(), group="bench.ip", key="ip", rate="100/m", increment=True)
+
+    def op_b() -> object:
         usage = None
-        for group, key in rules:
-            usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+        for group, key, rate in rules_b:
+            usage = get_usage(request_b, group=group, key=key, rate=rate, increment=True)
         return usage
 
-    return op
+    return op_a, op_b
 
 
-def sanity(project: Callable[[], object], django: Callable[[], object], matches: int) -> None:
-    """Both sides count and allow, on every matching rule."""
-    decision = project()
-    common.expect(
-        decision is not None
-        and decision.allowed
-        and len(decision.verdicts) == matches
-        and decision.strictest.count >= 1,
-        f"project: {decision!r}",
-    )
-    usage = django()
-    common.expect(
-        usage is not None and not usage["should_limit"] and usage["count"] >= 1,
-        f"django-ratelimit: {usage!r}",
-    )
+# --- baselines --------------------------------------------------------------------------------
+
+
+def baseline_ops(store: Any) -> dict[str, Callable[[], object]]:
+    """INCR, and INCR + EXPIRE pipelined, on one Connection: one per rule, same keys as (a)."""
+    connection = store.client.connection_pool.make_connection()
+    prefix = common.CACHE_KEY_PREFIX + ":base:"
+    next_key = cycle([prefix + address(n) for n in range(ADDRESSES)])
+    keys_b = [prefix + scope for scope, _key, _limit in RULES_B]
+
+    def incr(keys: list[str]) -> list[object]:
+        connection.send_packed_command(connection.pack_commands([("INCR", k) for k in keys]))
+        return [connection.read_response() for _ in keys]
+
+    def incr_expire(keys: list[str]) -> list[object]:
+        commands = [c for k in keys for c in (("INCR", k), ("EXPIRE", k, 62, "NX"))]
+        connection.send_packed_command(connection.pack_commands(commands))
+        return [connection.read_response() for _ in commands]
+
+    return {
+        "INCR (a)": lambda: incr([next_key()]),
+        "INCR+EXPIRE (a)": lambda: incr_expire([next_key()]),
+        "INCR x3 (b)": lambda: incr(keys_b),
+        "INCR+EXPIRE x3 (b)": lambda: incr_expire(keys_b),
+    }
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def sanity(candidates: dict[str, Callable[[], object]]) -> None:
+    """Every side counts and allows (a project decision matches every rule of its set)."""
+    for name, op in candidates.items():
+        result = op()
+        if name.startswith("project"):
+            expected = 1 if "(a)" in name else 3
+            common.expect(
+                result is not None and result.allowed and len(result.verdicts) == expected,
+                f"{name}: {result!r}",
+            )
+        elif name.startswith("django-ratelimit"):
+            common.expect(result is not None and not result["should_limit"], f"{name}: {result}")
+        elif name.startswith("limits"):
+            common.expect(result is True, f"{name}: {result!r}")
 
 
 def run_redis(setup: SimpleNamespace, args: argparse.Namespace) -> dict[str, common.Rate]:
     from django.test import override_settings
+    from limits.storage import RedisStorage
 
     from ratelimits.store import RedisStore, get_store
 
     store = get_store()
     common.expect(isinstance(store, RedisStore), f"not the Redis store: {store!r}")
-    incr_key = common.CACHE_KEY_PREFIX + ":bench:incr"
-    pool = store.client.connection_pool
-    connection = pool.get_connection()
-    try:
-        with override_settings(RATELIMIT_USE_CACHE="default"):
-            candidates = {
-                "INCR": lambda: store.client.incr(incr_key),
-                "store.incr_many, 1 key": store_op(store, setup, args),
-                "project, 1 rule": project_op(setup.one, setup.request),
-                "django-ratelimit, 1 rule": django_ratelimit_op(setup, 1),
-                "project, 3 rules": project_op(setup.three, setup.request),
-                "django-ratelimit, 3 rules": django_ratelimit_op(setup, 3),
-                **connection_ops(store, connection, incr_key, args),
-            }
-            sanity(candidates["project, 1 rule"], candidates["django-ratelimit, 1 rule"], 1)
-            sanity(candidates["project, 3 rules"], candidates["django-ratelimit, 3 rules"], 3)
-            return common.interleaved(
-                candidates, rounds=args.rounds, seconds=args.seconds, max_ops=args.max_ops
-            )
-    finally:
-        pool.release(connection)
-
-
-def connection_ops(
-    store: Any, connection: Any, incr_key: str, args: argparse.Namespace
-) -> dict[str, Callable[[], object]]:
-    """Diagnostics: the same commands on one pooled Connection, without redis-py's client layer.
-
-    `Redis.execute_command` borrows a connection from the pool (with a can-read check), runs
-    retry, event and observability hooks, and gives it back; `Connection.send_command` +
-    `read_response` is the bare round trip through hiredis.
-    """
-    script = getattr(store, "script_one", None) or store.script  # the one-key script if any
-    sha = store.client.script_load(script.script)
-    keys = [common.CACHE_KEY_PREFIX + ":bench:conn-evalsha"]
-
-    def incr() -> object:
-        connection.send_command("INCR", incr_key)
-        return connection.read_response()
-
-    def evalsha() -> object:
-        connection.send_command("EVALSHA", sha, 1, *keys, args.window + 2, 1)  # ttl, amount
-        return connection.read_response()
-
-    return {"diag: INCR, Connection level": incr, "diag: EVALSHA, Connection level": evalsha}
+    storage = RedisStorage(args.redis_url, key_prefix=LIMITS_PREFIX)
+    limits_a, limits_b = limits_ops(storage)
+    with override_settings(RATELIMIT_USE_CACHE="default"):
+        django_a, django_b = django_ratelimit_ops(setup)
+        candidates = {
+            **baseline_ops(store),
+            "project (a)": project_a(setup),
+            "limits (a)": limits_a,
+            "django-ratelimit (a)": django_a,
+            "project (b)": project_b(setup),
+            "limits (b)": limits_b,
+            "django-ratelimit (b)": django_b,
+        }
+        sanity(candidates)
+        return common.interleaved(
+            candidates, rounds=args.rounds, seconds=args.seconds, max_ops=args.max_ops
+        )
 
 
 def run_local(setup: SimpleNamespace, args: argparse.Namespace) -> dict[str, common.Rate]:
     from django.test import override_settings
+    from limits.storage import MemoryStorage
 
     from ratelimits.store import LocalStore, get_store
 
+    limits_a, limits_b = limits_ops(MemoryStorage())
     with override_settings(REDIS_URL="", RATELIMIT_USE_CACHE="bench_locmem"):
         common.expect(isinstance(get_store(), LocalStore), "not the local-memory store")
+        django_a, django_b = django_ratelimit_ops(setup)
         candidates = {
-            "store.incr_many, 1 key": store_op(get_store(), setup, args),
-            "project, 1 rule": project_op(setup.one, setup.request),
-            "django-ratelimit, 1 rule": django_ratelimit_op(setup, 1),
-            "project, 3 rules": project_op(setup.three, setup.request),
-            "django-ratelimit, 3 rules": django_ratelimit_op(setup, 3),
+            "project (a)": project_a(setup),
+            "limits memory (a)": limits_a,
+            "django-ratelimit (a)": django_a,
+            "project (b)": project_b(setup),
+            "limits memory (b)": limits_b,
+            "django-ratelimit (b)": django_b,
         }
-        sanity(candidates["project, 1 rule"], candidates["django-ratelimit, 1 rule"], 1)
-        sanity(candidates["project, 3 rules"], candidates["django-ratelimit, 3 rules"], 3)
+        sanity(candidates)
         return common.interleaved(
             candidates, rounds=args.rounds, seconds=args.seconds, max_ops=args.max_ops
         )
+
+
+# --- report -----------------------------------------------------------------------------------
 
 
 def show(title: str, rates: dict[str, common.Rate]) -> None:
@@ -248,74 +305,35 @@ def show(title: str, rates: dict[str, common.Rate]) -> None:
 
 
 def show_ratio(
-    label: str,
-    rates: dict[str, common.Rate],
-    numerator: str,
-    denominator: str,
-    target: float | None = None,
+    rates: dict[str, common.Rate], numerator: str, denominator: str, target: float | None = None
 ) -> None:
     value = common.paired_ratio(rates[numerator], rates[denominator])
     of_medians = common.ratio(rates[numerator].ops, rates[denominator].ops)
     suffix = f"   target >= {target}: {common.verdict(value, target)}" if target else ""
-    print(f"  {label:40} {value:6.2f}x ({of_medians:5.2f}x){suffix}")
+    label = f"{numerator} / {denominator}"
+    print(f"  {label:48} {value:6.2f}x ({of_medians:5.2f}x){suffix}")
 
 
 def report_redis(rates: dict[str, common.Rate]) -> None:
-    show(
-        "Redis (one pooled redis-py client, hiredis; Django RedisCache for django-ratelimit)", rates
-    )
+    show("Redis (redis-py with hiredis; django-ratelimit on Django's RedisCache)", rates)
     print("  ratios: median of the per-round ratios (ratio of the medians in brackets)")
-    show_ratio("project / INCR (1 rule)", rates, "project, 1 rule", "INCR", TARGET_INCR)
-    show_ratio(
-        "project / django-ratelimit (1 rule)",
-        rates,
-        "project, 1 rule",
-        "django-ratelimit, 1 rule",
-        TARGET_REDIS,
-    )
-    show_ratio(
-        "project / django-ratelimit (3 rules)",
-        rates,
-        "project, 3 rules",
-        "django-ratelimit, 3 rules",
-        None,
-    )
-    show_ratio("project 3 rules / project 1 rule", rates, "project, 3 rules", "project, 1 rule")
-    show_ratio("diag: Connection-level INCR / INCR", rates, "diag: INCR, Connection level", "INCR")
+    for rule_set in ("a", "b"):
+        project = f"project ({rule_set})"
+        show_ratio(rates, project, f"limits ({rule_set})", TARGET_LIMITS)
+        show_ratio(rates, project, f"django-ratelimit ({rule_set})", TARGET_DJANGO)
+    show_ratio(rates, "project (a)", "INCR (a)")
+    show_ratio(rates, "project (a)", "INCR+EXPIRE (a)")
+    show_ratio(rates, "project (b)", "INCR x3 (b)")
+    show_ratio(rates, "project (b)", "INCR+EXPIRE x3 (b)")
 
 
 def report_local(rates: dict[str, common.Rate]) -> None:
-    show("Local memory (per process; django-ratelimit on LocMemCache)", rates)
+    show("Local memory (one process; django-ratelimit on LocMemCache)", rates)
     print("  ratios: median of the per-round ratios (ratio of the medians in brackets)")
-    show_ratio(
-        "project / django-ratelimit (1 rule)",
-        rates,
-        "project, 1 rule",
-        "django-ratelimit, 1 rule",
-        TARGET_LOCAL,
-    )
-    show_ratio(
-        "project / django-ratelimit (3 rules)",
-        rates,
-        "project, 3 rules",
-        "django-ratelimit, 3 rules",
-        None,
-    )
-
-
-def profile(setup: SimpleNamespace, args: argparse.Namespace) -> None:
-    """cProfile of the project's one-rule path (Redis unless --skip-redis)."""
-    import cProfile
-    import pstats
-    import time
-
-    op = project_op(setup.one, setup.request)
-    profiler = cProfile.Profile(time.process_time)  # CPU time: what a busy worker pays
-    profiler.enable()
-    common.run_for(op, 2.0, 50_000)
-    profiler.disable()
-    print("\ncProfile (CPU time) of the project's path, 1 rule:")
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+    for rule_set in ("a", "b"):
+        project = f"project ({rule_set})"
+        show_ratio(rates, project, f"django-ratelimit ({rule_set})", TARGET_DJANGO)
+        show_ratio(rates, project, f"limits memory ({rule_set})")
 
 
 def main() -> None:
@@ -329,20 +347,14 @@ def main() -> None:
     print(f"  load average: {common.load_average()}")
     print(
         f"  {args.rounds} interleaved rounds x {args.seconds} s (at most {args.max_ops} ops) per "
-        f"candidate; rules {args.max_requests}/{args.window}s"
+        f"candidate; (a) ip * 100/min over {ADDRESSES} addresses; (b) "
+        + ", ".join(f"{s} {k} {m}/min" for s, k, m in RULES_B)
     )
-    if args.no_leases:
-        from ratelimits import store
-
-        store.LEASE_MAX = 1  # blocks of one: a round trip per decision
-    print(f"  leases: {'off (a round trip per decision)' if args.no_leases else 'on'}")
-    setup = build(args)
+    setup = build()
     try:
         if redis_url:
             report_redis(run_redis(setup, args))
         report_local(run_local(setup, args))
-        if args.profile:
-            profile(setup, args)
     finally:
         if redis_url:
             common.delete_bench_keys(redis_url)

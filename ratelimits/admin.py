@@ -4,10 +4,26 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from ratelimits import services
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
 
+SNAPSHOT_FIELDS = (
+    "rule",
+    "scope",
+    "key",
+    "window_seconds",
+    "max_requests",
+    "current_count",
+    "window_started_at",
+    "keys_over",
+    "offenders",
+    "report",
+    "created_at",
+    "updated_at",
+)
 RULE_FIELDS = ["scope", "key", "window_seconds", "max_requests", "enabled", "description"]
 
 
@@ -82,14 +98,23 @@ class RateLimitSnapshotAdmin(admin.ModelAdmin):
         "key",
         "current_count",
         "max_requests",
+        "keys_over",
         "window_seconds",
         "window_started_at",
         "rule",
     ]
     list_filter = ["scope", "window_seconds", "created_at"]
+    fields = SNAPSHOT_FIELDS
+    readonly_fields = SNAPSHOT_FIELDS
     search_fields = ["key"]
     date_hierarchy = "created_at"
     list_select_related = ["rule"]
+
+    @admin.display(description="top offenders")
+    def offenders(self, obj: RateLimitSnapshot) -> str:
+        """The highest counts of a report, one per line: `198.51.100.7: 940`."""
+        pairs = ((o.get("value", ""), o.get("count", "")) for o in obj.top_offenders)
+        return format_html_join(mark_safe("<br>"), "{}: {}", pairs) or "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,7 +7,7 @@ class RatelimitsConfig(AppConfig):
     verbose_name = "Rate limits"
 
     def ready(self) -> None:
-        from ratelimits import dashboard
+        from ratelimits import dashboard, services
         from ratelimits.models import RateLimitRule, RateLimitSnapshot
         from valhalla_ops import registry, roles
         from valhalla_ops.metrics import count_gauge
@@ -18,6 +18,7 @@ class RatelimitsConfig(AppConfig):
             "ratelimits", registry.DashboardSection("Rate limits", dashboard.dashboard_rows, 40)
         )
         registry.snapshot_sections.register("ratelimits", dashboard.security_section)
+        registry.worker_steps.register("ratelimits", services.report_exceeded_step)
         registry.ops_actions.register(
             "snapshot_ratelimits",
             OpsAction(

@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from ratelimits import services
@@ -35,6 +35,8 @@ def dashboard_rows() -> list[tuple[str, Any, str]]:
     for row in recent[:RECENT_ROWS]:
         label = f"{row.scope} {row.key}"
         value = f"{row.current_count}/{row.max_requests} per {row.window_seconds}s at {row.created_at:%H:%M:%S}"
+        if row.keys_over:
+            value += f", {row.keys_over} key(s) over"
         rows.append((label, value, "warning"))
     return rows
 
@@ -50,6 +52,7 @@ def security_section() -> dict[str, Any]:
     return {
         **{f"rules_{name}": value for name, value in _rule_counts().items()},
         "exceeded_last_24h": recent.count(),
+        "keys_over_last_24h": recent.aggregate(total=Sum("keys_over"))["total"] or 0,
         "top_exceeded_last_24h": list(top),
         "store": get_store().name,
         "enabled": settings.RATELIMIT_ENABLED,

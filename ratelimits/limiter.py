@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ratelimits.ruleset import Identity, Match, Rule, RuleSet
-from ratelimits.store import CounterStore, get_store
+from ratelimits.store import EXCESS_GRACE, CounterStore, excess_ttl, get_store
 
 
 def window_of(counter: str, window_seconds: int, now: float) -> tuple[int, float]:
@@ -47,11 +47,6 @@ class Verdict:
     def exceeded(self) -> bool:
         return self.count > self.rule.max_requests
 
-    @property
-    def first_over(self) -> bool:
-        """This request is the first over the limit in this window."""
-        return self.count == self.rule.max_requests + 1
-
     def started_at(self) -> datetime:
         return datetime.fromtimestamp(self.window_start, tz=UTC)
 
@@ -75,10 +70,6 @@ class Decision:
     def reset(self) -> int:
         """Whole seconds until the strictest counter's window ends (rounded up)."""
         return max(1, math.ceil(self.strictest.window_end - self.now))
-
-    @property
-    def first_over(self) -> list[Verdict]:
-        return [verdict for verdict in self.verdicts if verdict.first_over]
 
     def headers(self) -> dict[str, str]:
         """The IETF draft fields: `RateLimit-Policy` for every matching rule, `RateLimit`."""
@@ -114,15 +105,20 @@ def decide(
         store = get_store()
     if len(matches) == 1:  # the common case, kept lean: it runs on every matching request
         match = matches[0]
-        key, ttl, start = _counter(match, now)
-        (count,) = store.incr_many([key], [ttl], [match.rule.max_requests])
-        verdict = Verdict(match.rule, match.value, count, start, start + match.rule.window_seconds)
+        rule = match.rule
+        key, ttl, start, report = _counter(match, now)
+        (count,) = store.incr_many(
+            [key], [ttl], [rule.max_requests], [report], rule.window_seconds + EXCESS_GRACE
+        )
+        verdict = Verdict(rule, match.value, count, start, start + rule.window_seconds)
         return Decision([verdict], verdict, now)
     planned = [_counter(match, now) for match in matches]
     counts = store.incr_many(
         [plan[0] for plan in planned],
         [plan[1] for plan in planned],
         [match.rule.max_requests for match in matches],
+        [plan[3] for plan in planned],
+        excess_ttl([match.rule.window_seconds for match in matches]),
     )
     verdicts = [
         Verdict(match.rule, match.value, count, plan[2], plan[2] + match.rule.window_seconds)
@@ -131,11 +127,15 @@ def decide(
     return Decision(verdicts, _strictest(verdicts), now)
 
 
-def _counter(match: Match, now: float) -> tuple[str, int, float]:
-    """The counter's name in the current window, its time to live, and the window start."""
-    size = match.rule.window_seconds
+def _counter(match: Match, now: float) -> tuple[str, int, float, str]:
+    """The counter's name in its current window, its time to live, the window's start, and the
+    report its excess goes to: the rule's window aligned to the epoch, the same for every
+    counter of the rule (their own windows are shifted)."""
+    rule = match.rule
+    size = rule.window_seconds
     index, start = window_of(match.counter, size, now)
-    return f"{match.counter}:{index}", int(start + size - now) + 2, start
+    report = f"{rule.id}:{size}:{int(now // size)}"
+    return f"{match.counter}:{index}", int(start + size - now) + 2, start, report
 
 
 def _strictest(verdicts: list[Verdict]) -> Verdict:

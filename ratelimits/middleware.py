@@ -14,10 +14,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from clients.lookup import request_principal
 from ratelimits.limiter import Decision, decide
 from ratelimits.ruleset import Identity, RuleSet, current_rules
-from ratelimits.services import record_exceeded
+from ratelimits.services import report_exceeded_soon
 from ratelimits.store import LogThrottle, StoreUnavailable
 from valhalla_ops import metrics
 from valhalla_ops.exceptions import error_body
+from valhalla_ops.net import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class RateLimitMiddleware:
             return self.get_response(request)
         if not decision.allowed:
             _limited.inc()
-            record_exceeded(decision=decision)
+            report_exceeded_soon()  # local memory only; with Redis the worker reports
             return too_many_requests(decision)
         _allowed.inc()
         response = self.get_response(request)
@@ -85,9 +86,8 @@ class RateLimitMiddleware:
 
 def request_identity(request: HttpRequest, rules: RuleSet, path: str) -> Identity:
     """The request's identity in each scope; API key and user only if a rule needs them."""
-    ip = getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR")
     return Identity(
-        ip=ip,
+        ip=client_ip(request),
         client_id=api_client_id(request) if rules.needs_client else None,
         user_id=session_user_id(request) if rules.needs_user else None,
         path=path,

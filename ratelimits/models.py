@@ -79,7 +79,12 @@ class RateLimitSnapshotQuerySet(models.QuerySet["RateLimitSnapshot"]):
 
 
 class RateLimitSnapshot(models.Model):
-    """A counter's state at one moment: written when it first goes over, or on demand."""
+    """A counter's state on demand, or the report of a rule's window in which counters went over.
+
+    A report (`report` set: "<rule id>:<window seconds>:<window index>") is one row per rule and
+    window however many counters went over: `keys_over` of them, the highest in
+    `top_offenders`, and the highest count in `current_count`.
+    """
 
     rule = models.ForeignKey(
         RateLimitRule,
@@ -94,6 +99,21 @@ class RateLimitSnapshot(models.Model):
     max_requests = models.PositiveIntegerField()
     current_count = models.PositiveIntegerField()
     window_started_at = models.DateTimeField()
+    keys_over = models.PositiveIntegerField(
+        default=0, help_text="Counters of the rule that went over the limit in this window."
+    )
+    top_offenders = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The highest counts in the window, highest first: [{"value": …, "count": …}].',
+    )
+    report = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Rule id, window and window index of an excess report (empty for a snapshot "
+        "taken on demand).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -103,6 +123,13 @@ class RateLimitSnapshot(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = "rate-limit snapshot"
         indexes = [models.Index(fields=["scope", "key"], name="ratelimit_snap_scope_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report"],
+                condition=~Q(report=""),
+                name="ratelimit_snap_one_per_report",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key} {self.current_count}/{self.max_requests}"

@@ -62,6 +62,9 @@ class RateLimitSnapshotSerializer(serializers.ModelSerializer):
             "max_requests",
             "current_count",
             "window_started_at",
+            "keys_over",
+            "top_offenders",
+            "report",
             "created_at",
             "updated_at",
         ]

@@ -1,17 +1,26 @@
 """Every change to rate-limit rules and snapshots: atomic, audited, cache invalidated on commit."""
 
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from notify import services as notify_services
 from ratelimits import ruleset
 from ratelimits.keys import InvalidKey, normalize_key
-from ratelimits.limiter import CounterState, Decision, Verdict, read_counters
+from ratelimits.limiter import CounterState, read_counters
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
-from valhalla_ops import context
+from ratelimits.store import (
+    CounterStore,
+    Excess,
+    LocalStore,
+    LogThrottle,
+    StoreUnavailable,
+    get_store,
+)
 from valhalla_ops.audit import Actor, record_change
 from valhalla_ops.exceptions import ServiceError
 from valhalla_ops.models import SystemLog
@@ -21,6 +30,11 @@ from valhalla_ops.writeguard import bookkeeping
 logger = logging.getLogger(__name__)
 
 EDITABLE = ("scope", "key", "window_seconds", "max_requests", "enabled", "description")
+TOP_OFFENDERS = 20  # kept in a report's snapshot
+TOP_IN_EVENT = 10  # sent in its event
+REPORT_SETTLE_SECONDS = 5  # a report is final this long after its window ended
+LOCAL_REPORT_SECONDS = 1.0  # local memory: the request path reports at most this often
+_store_warnings = LogThrottle()
 
 
 def snapshot(rule: RateLimitRule) -> dict[str, Any]:
@@ -134,7 +148,7 @@ def _timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def _new_snapshot(state: CounterState | Verdict) -> RateLimitSnapshot:
+def _new_snapshot(state: CounterState) -> RateLimitSnapshot:
     rule = state.rule
     return RateLimitSnapshot(
         rule_id=rule.id,
@@ -147,57 +161,121 @@ def _new_snapshot(state: CounterState | Verdict) -> RateLimitSnapshot:
     )
 
 
-def record_exceeded(*, decision: Decision) -> list[RateLimitSnapshot]:
-    """One snapshot and one `ratelimit.exceeded` event per counter that just went over.
+def report_exceeded(*, store: CounterStore | None = None, now: float | None = None) -> int:
+    """One snapshot per rule and window with counters over the limit; returns the new ones.
 
-    Bookkeeping of a request: allowed in read-only mode, and a failure here is logged, never
-    raised, so it cannot turn the 429 into a 500.
+    A report is a rule's window aligned to the epoch. Its first pass writes the snapshot, one
+    `ratelimits.exceeded` audit row and one `ratelimit.exceeded` event, in one transaction;
+    later passes only bring the snapshot's aggregate up to date, until the window is over.
     """
-    written = []
-    for verdict in decision.first_over:
+    store = get_store() if store is None else store
+    now = time.time() if now is None else now
+    written, finished = 0, []
+    for excess in store.excess(top=TOP_OFFENDERS):
+        rule_id, window_seconds, index = (int(part) for part in excess.report.split(":"))
         try:
-            written.append(_record_one_exceeded(verdict))
-        except Exception:
-            logger.exception("could not record rate-limit excess of rule %s", verdict.rule.id)
+            rule = RateLimitRule.objects.filter(pk=rule_id).first()
+            if rule is None:
+                logger.warning("rate-limit report %s dropped: its rule was deleted", excess.report)
+                finished.append(excess.report)
+                continue
+            written += _write_report(excess, rule, window_seconds, index)
+        except Exception:  # one bad report must not stop the others, nor the worker
+            logger.exception("could not write the rate-limit report %s", excess.report)
+            continue
+        if now >= (index + 1) * window_seconds + REPORT_SETTLE_SECONDS:
+            finished.append(excess.report)
+    store.forget_excess(finished)
     return written
 
 
-def _record_one_exceeded(verdict: Verdict) -> RateLimitSnapshot:
-    row = _new_snapshot(verdict)
+def report_exceeded_step() -> int:
+    """The worker's step; Redis unreachable means nothing to report until it is back."""
+    try:
+        return report_exceeded()
+    except StoreUnavailable as error:
+        _store_warnings.warning(logger, "rate-limit reports skipped: %s", error)
+        return 0
+
+
+def report_exceeded_soon() -> None:
+    """On a refused request, with local-memory counters: report now, at most once a second.
+
+    The counters live in this process only, so the worker cannot read them. With Redis the
+    worker's step reports, and a refused request writes nothing to the database.
+    """
+    store = get_store()
+    if not isinstance(store, LocalStore) or time.monotonic() < store.next_report:
+        return
+    store.next_report = time.monotonic() + LOCAL_REPORT_SECONDS
+    try:
+        with bookkeeping():
+            report_exceeded(store=store)
+    except Exception:  # bookkeeping of a request: the client still gets its 429
+        logger.exception("could not report rate-limit excess")
+
+
+def _write_report(excess: Excess, rule: RateLimitRule, window_seconds: int, index: int) -> int:
+    prefix = ruleset.counter_prefix(rule.pk, window_seconds)
+    top = [
+        {"value": counter.removeprefix(prefix).rpartition(":")[0], "count": count}
+        for counter, count in excess.top
+    ]
+    fields = {
+        "keys_over": excess.keys_over,
+        "top_offenders": top,
+        "current_count": top[0]["count"] if top else rule.max_requests + 1,
+    }
     with bookkeeping(), transaction.atomic():
-        if not RateLimitRule.objects.filter(pk=verdict.rule.id).exists():
-            row.rule_id = None  # deleted since this process cached it; keep the snapshot
-        return _write_exceeded(row, verdict)
+        row = RateLimitSnapshot.objects.select_for_update().filter(report=excess.report).first()
+        if row is not None:
+            RateLimitSnapshot.objects.filter(pk=row.pk).update(**fields, updated_at=timezone.now())
+            return 0
+        row = RateLimitSnapshot(
+            rule=rule,
+            scope=rule.scope,
+            key=rule.key,
+            window_seconds=window_seconds,
+            max_requests=rule.max_requests,
+            window_started_at=_timestamp(index * window_seconds),
+            report=excess.report,
+            **fields,
+        )
+        try:
+            with transaction.atomic():  # a savepoint: another worker may have won the race
+                row.save()
+        except IntegrityError:
+            return 0
+        _audit_and_emit(row, rule)
+    return 1
 
 
-def _write_exceeded(row: RateLimitSnapshot, verdict: Verdict) -> RateLimitSnapshot:
-    row.save()
-    request = context.current()
+def _audit_and_emit(row: RateLimitSnapshot, rule: RateLimitRule) -> None:
+    start = row.window_started_at
     payload = {
         "snapshot_id": row.pk,
-        "rule": verdict.rule.as_dict(),
-        "value": row.key,
-        "count": verdict.count,
-        "window_started_at": verdict.started_at().isoformat(),
-        "window_ends_at": verdict.ends_at().isoformat(),
-        "client_ip": request.client_ip,
-        "request_id": request.request_id,
+        "rule": ruleset.compile_rule(rule).as_dict(),
+        "keys_over": row.keys_over,
+        "top_offenders": row.top_offenders[:TOP_IN_EVENT],
+        "value": row.top_offenders[0]["value"] if row.top_offenders else rule.key,
+        "count": row.current_count,
+        "window_started_at": start.isoformat(),
+        "window_ends_at": (start + timedelta(seconds=rule.window_seconds)).isoformat(),
     }
+    summary = f"{rule.scope} {rule.key} over {rule.max_requests}/{rule.window_seconds}s"
     record_change(
         actor=SYSTEM,
         action="ratelimits.exceeded",
         target=row,
         level=SystemLog.Level.WARNING,
         context_data=payload,
-        message=f"Rate limit exceeded: {verdict.rule.scope} {row.key} "
-        f"over {verdict.rule.max_requests}/{verdict.rule.window_seconds}s",
+        message=f"Rate limit exceeded: {summary} by {row.keys_over} key(s)",
     )
     notify_services.emit_event(
         topic="ratelimit.exceeded",
         payload=payload,
-        subject=f"Rate limit exceeded: {verdict.rule.scope} {row.key}",
+        subject=f"Rate limit exceeded: {summary} by {row.keys_over} key(s)",
     )
-    return row
 
 
 def snapshot_counters(

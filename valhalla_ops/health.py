@@ -67,8 +67,8 @@ def _metrics_allowed(request: HttpRequest) -> bool:
     if request.user.is_authenticated and request.user.is_staff:
         return True
     # The client's address as found through TRUSTED_PROXIES (a forged X-Forwarded-For from an
-    # untrusted peer changes nothing), as for rate limits and the audit log.
-    address = getattr(request, "client_ip", None) or client_ip(request) or ""
+    # untrusted peer changes nothing), as for rate limits, the audit log and the logs.
+    address = client_ip(request) or ""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -182,7 +182,7 @@ STORAGES = {
     },
 }
 
-# Client IP behind proxies (django-ipware): only these proxies' X-Forwarded-For is believed.
+# Networks of the proxies whose X-Forwarded-For is believed (valhalla_ops.net.client_ip).
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[], validate=networks)
 METRICS_ALLOWED_IPS = env.list(
     "METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"], validate=networks
@@ -245,8 +245,20 @@ LOG_LEVEL = env.log_level("LOG_LEVEL", default=logging.INFO)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request": {"()": "valhalla_ops.logfilter.RequestContextFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client_ip)s] "
+            "%(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -124,6 +124,7 @@ def test_dashboard_and_security_sections(make_rule):
         max_requests=1,
         current_count=2,
         window_started_at="2026-01-01T00:00:00Z",
+        keys_over=3,
     )
 
     dashboard_section = registry.dashboard_sections.get("ratelimits")
@@ -140,9 +141,11 @@ def test_dashboard_and_security_sections(make_rule):
         ("Limits exceeded (24 h)", 1, "warning"),
     ]
     assert rows[3][0] == "ip 192.0.2.1"
+    assert rows[3][1].endswith(", 3 key(s) over")
     assert section == security_section()
     assert section["rules_total"] == 2
     assert section["exceeded_last_24h"] == 1
+    assert section["keys_over_last_24h"] == 3
     assert section["top_exceeded_last_24h"] == [{"scope": "ip", "key": "192.0.2.1", "times": 1}]
     assert section["store"] == "local-memory"
 

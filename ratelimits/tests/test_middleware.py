@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 import pytest
 from rest_framework.test import APIClient
 
-from ratelimits import ruleset
+from ratelimits import ruleset, services
 from ratelimits.models import RateLimitSnapshot
 from ratelimits.store import get_store
 from ratelimits.tests.helpers import get, statuses
+from valhalla_ops import registry
 from valhalla_ops.models import SystemLog
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +78,9 @@ def test_ipv6_clients_are_grouped_by_64(api_client, make_rule):
     other_64 = get(api_client, ip="2001:db8:1:3::1")
 
     assert (first.status_code, same_64.status_code, other_64.status_code) == (401, 429, 401)
-    assert RateLimitSnapshot.objects.get().key == "2001:db8:1:2::/64"
+    report = RateLimitSnapshot.objects.get()
+    assert (report.key, report.keys_over) == ("*", 1)
+    assert report.top_offenders == [{"value": "2001:db8:1:2::/64", "count": 2}]
 
 
 def test_ipv6_address_rule_covers_its_64(api_client, make_rule):
@@ -111,7 +114,23 @@ def test_forwarded_for_is_believed_from_a_trusted_proxy(api_client, make_rule, s
     again = get(api_client, ip="10.0.0.3", HTTP_X_FORWARDED_FOR="198.51.100.1")
 
     assert (first.status_code, other_client.status_code, again.status_code) == (401, 401, 429)
-    assert RateLimitSnapshot.objects.get().key == "198.51.100.1"
+    assert RateLimitSnapshot.objects.get().top_offenders == [{"value": "198.51.100.1", "count": 2}]
+
+
+def test_two_trusted_hops_count_the_client_not_the_proxy(api_client, make_rule, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8", "192.168.0.0/16"]
+    make_rule(scope="ip", key="*", max_requests=1)
+
+    def through_proxies(client_address: str, forged: str = "") -> int:
+        chain = ", ".join(a for a in (forged, client_address, "192.168.0.5") if a)
+        return get(api_client, ip="10.0.0.2", HTTP_X_FORWARDED_FOR=chain).status_code
+
+    codes = [through_proxies("198.51.100.1"), through_proxies("198.51.100.2")]
+    forged = through_proxies("198.51.100.1", forged="203.0.113.99")
+
+    assert codes == [401, 401]  # two users behind the same proxies: two counters
+    assert forged == 429  # a forged leftmost entry does not make a new client
+    assert RateLimitSnapshot.objects.get().top_offenders == [{"value": "198.51.100.1", "count": 2}]
 
 
 def test_api_key_rule_counts_the_client(viewer, operator, make_rule, api_client):
@@ -136,7 +155,8 @@ def test_api_key_star_rule_gives_each_client_a_counter(viewer, make_api_client, 
     codes = [get(viewer).status_code, get(second).status_code, get(viewer).status_code]
 
     assert codes == [200, 200, 429]
-    assert RateLimitSnapshot.objects.get().key == str(viewer.api_client.pk)
+    report = RateLimitSnapshot.objects.get()
+    assert report.top_offenders == [{"value": str(viewer.api_client.pk), "count": 2}]
 
 
 def test_user_rule_counts_the_session_user(staff_user, django_user_model, make_rule):
@@ -281,26 +301,51 @@ def test_one_snapshot_and_one_event_per_window(
     rule = make_rule(scope="ip", key="*", max_requests=2, window_seconds=60)
 
     codes = statuses(api_client, 6)
+    services.report_exceeded()
     time_machine.shift(60)
     codes_next_window = statuses(api_client, 4)
+    services.report_exceeded()
 
     assert codes == [401, 401, 429, 429, 429, 429]
     assert codes_next_window == [401, 401, 429, 429]
     snapshots = list(RateLimitSnapshot.objects.order_by("id"))
     assert len(snapshots) == 2
     first = snapshots[0]
-    assert (first.rule_id, first.scope, first.key) == (rule.pk, "ip", "127.0.0.1")
-    assert (first.current_count, first.max_requests, first.window_seconds) == (3, 2, 60)
+    assert (first.rule_id, first.scope, first.key, first.keys_over) == (rule.pk, "ip", "*", 1)
+    assert (first.current_count, first.max_requests, first.window_seconds) == (6, 2, 60)
+    assert first.top_offenders == [{"value": "127.0.0.1", "count": 6}]
     assert snapshots[1].window_started_at.timestamp() == first.window_started_at.timestamp() + 60
     assert [e["topic"] for e in events] == ["ratelimit.exceeded", "ratelimit.exceeded"]
-    assert events[0]["payload"]["rule"]["id"] == rule.pk
-    assert events[0]["payload"]["value"] == "127.0.0.1"
-    assert events[0]["payload"]["snapshot_id"] == first.pk
+    payload = events[0]["payload"]
+    assert payload["rule"]["id"] == rule.pk
+    assert (payload["value"], payload["keys_over"], payload["snapshot_id"]) == (
+        "127.0.0.1",
+        1,
+        first.pk,
+    )
     logs = SystemLog.objects.filter(action="ratelimits.exceeded")
     assert logs.count() == 2
     first_log = logs.first()
     assert first_log is not None
     assert first_log.level == "warning"
+
+
+def test_with_redis_a_refused_request_writes_nothing_the_worker_reports(
+    api_client, make_rule, use_redis, django_assert_num_queries
+):
+    make_rule(scope="ip", key="*", max_requests=1)
+    get(api_client)  # rules loaded, counted
+
+    with django_assert_num_queries(0):
+        refused = get(api_client)
+
+    assert refused.status_code == 429
+    assert not RateLimitSnapshot.objects.exists()
+    assert registry.worker_steps.get("ratelimits") is services.report_exceeded_step
+    services.report_exceeded_step()  # what run_worker runs on each pass
+    report = RateLimitSnapshot.objects.get()
+    assert (report.keys_over, report.top_offenders) == (1, [{"value": "127.0.0.1", "count": 2}])
+    assert SystemLog.objects.filter(action="ratelimits.exceeded").count() == 1
 
 
 def test_a_failing_snapshot_never_turns_429_into_500(api_client, make_rule, monkeypatch):
@@ -316,3 +361,19 @@ def test_a_failing_snapshot_never_turns_429_into_500(api_client, make_rule, monk
 
     assert codes == [401, 429, 429]
     assert not RateLimitSnapshot.objects.exists()  # rolled back with the failed event
+
+
+def test_the_audit_row_records_the_client_behind_two_trusted_hops(operator, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8", "192.168.0.0/16"]
+
+    created = operator.post(
+        "/system/ratelimits/rules",
+        {"scope": "ip", "key": "*", "max_requests": 5},
+        format="json",
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="203.0.113.99, 198.51.100.4, 192.168.0.5",
+    )
+
+    assert created.status_code == 201
+    row = SystemLog.objects.get(action="ratelimits.create_rule")
+    assert row.client_ip == "198.51.100.4"

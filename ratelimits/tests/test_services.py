@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 from ratelimits import ruleset, services
 from ratelimits.limiter import check
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
-from ratelimits.ruleset import Identity, RuleSet
+from ratelimits.ruleset import Identity
 from valhalla_ops.exceptions import ServiceError
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import SYSTEM
@@ -88,23 +88,6 @@ def test_delete_rule_keeps_its_snapshots(make_rule):
     snapshot.refresh_from_db()
     assert snapshot.rule_id is None
     assert SystemLog.objects.filter(action="ratelimits.delete_rule").count() == 1
-
-
-def test_record_exceeded_survives_a_rule_deleted_meanwhile(make_rule, events):
-    rule = make_rule(scope="global", key="*", max_requests=1)
-    rules = RuleSet.build([rule])
-    check(rules, Identity(), now=1000.0)
-    decision = check(rules, Identity(), now=1000.0)
-    assert decision is not None
-    RateLimitRule.objects.filter(pk=rule.pk).delete()
-
-    written = services.record_exceeded(decision=decision)
-
-    assert len(written) == 1
-    snapshot = RateLimitSnapshot.objects.get()
-    assert snapshot.rule_id is None
-    assert snapshot.current_count == 2
-    assert len(events) == 1
 
 
 def test_snapshot_counters_writes_one_row_per_counter_and_one_audit_row(make_rule, counter_store):

@@ -25,3 +25,17 @@ def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(client, behind
 
     assert forged.status_code == 403
     assert direct.status_code == 200
+
+
+def test_a_scraper_behind_two_trusted_hops_is_recognised(client, settings):
+    settings.TRUSTED_PROXIES = ["10.9.0.0/16", "172.16.0.0/12"]
+    settings.METRICS_ALLOWED_IPS = ["192.0.2.10"]
+
+    def scrape(chain: str) -> int:
+        return client.get(
+            "/metrics", REMOTE_ADDR="10.9.0.5", HTTP_X_FORWARDED_FOR=chain
+        ).status_code
+
+    assert scrape("192.0.2.10, 172.16.0.1") == 200
+    assert scrape("192.0.2.10, 203.0.113.9, 172.16.0.1") == 403  # forged on the left
+    assert scrape("203.0.113.9, 172.16.0.1") == 403
