@@ -169,10 +169,10 @@ def shield_response(request: HttpRequest, state: StateSnapshot | None) -> HttpRe
         body = render_to_string("maintenance/unavailable.html", context)
         response: HttpResponse = HttpResponse(body, status=503)
     else:
-        body = {"status_code": 503, "detail": detail, "mode": mode}
+        payload: dict[str, object] = {"status_code": 503, "detail": detail, "mode": mode}
         if state is None:  # an outage, not a decision: say what failed
-            body["unavailable"] = "maintenance state"
-        response = JsonResponse(body, status=503)
+            payload["unavailable"] = "maintenance state"
+        response = JsonResponse(payload, status=503)
     response["Retry-After"] = str(seconds)
     response["Cache-Control"] = "no-store"
     return response
