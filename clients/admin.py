@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 
 from clients import services
 from clients.models import ApiClient
-from valhalla_ops.admin_pages import show_once
+from valhalla_ops.admin_pages import ServiceAdminMixin
 
 
 class ApiClientForm(forms.ModelForm):
@@ -17,8 +17,10 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ApiClientForm
+    issued_template = "admin/clients/new_keys.html"
+    issued_title = "New API keys"
     list_display = [
         "name",
         "client_type",
@@ -73,17 +75,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     def response_add(
         self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
     ) -> HttpResponse:
-        return self.show_keys(request, getattr(request, "_new_api_keys", []))
-
-    def show_keys(self, request: HttpRequest, issued: list[tuple[ApiClient, str]]) -> HttpResponse:
-        """A page that shows new keys once; they are kept nowhere else."""
-        return show_once(
-            self,
-            request,
-            template="admin/clients/new_keys.html",
-            title="New API keys",
-            issued=issued,
-        )
+        return self.issue_once(request, getattr(request, "_new_api_keys", []))
 
     @admin.action(description="Activate selected clients", permissions=["change"])
     def activate_clients(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
@@ -103,4 +95,4 @@ class ApiClientAdmin(admin.ModelAdmin):
     )
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> HttpResponse:
         issued = [services.rotate_client(actor=request.user, client=client) for client in queryset]
-        return self.show_keys(request, issued)
+        return self.issue_once(request, issued)

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from ratelimits import services
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
+from valhalla_ops.admin_pages import ServiceAdminMixin
 
 RULE_FIELDS = ["scope", "key", "window_seconds", "max_requests", "enabled", "description"]
 
@@ -18,7 +19,7 @@ class RateLimitRuleForm(forms.ModelForm):
 
 
 @admin.register(RateLimitRule)
-class RateLimitRuleAdmin(admin.ModelAdmin):
+class RateLimitRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = RateLimitRuleForm
     list_display = [
         "id",
@@ -75,7 +76,7 @@ class RateLimitRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RateLimitSnapshot)
-class RateLimitSnapshotAdmin(admin.ModelAdmin):
+class RateLimitSnapshotAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "scope",

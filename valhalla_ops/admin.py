@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from valhalla_ops import auth_admin  # noqa: F401  (audited users and groups)
+from valhalla_ops.admin_pages import ServiceAdminMixin
 from valhalla_ops.models import SystemLog
 
 
 @admin.register(SystemLog)
-class SystemLogAdmin(admin.ModelAdmin):
+class SystemLogAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "level", "action", "actor", "target", "client_ip", "request_id"]
     list_filter = ["level", "category", "actor_type", "created_at"]
     search_fields = ["action", "message", "actor", "target", "request_id"]

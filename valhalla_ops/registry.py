@@ -117,3 +117,6 @@ gauges: Registry[GaugeSource] = Registry("gauge")
 event_emitter: Registry[Callable[..., Any]] = Registry("event emitter")
 # Readiness checks: name -> callable() -> None (raises when not ready).
 readiness_checks: Registry[Callable[[], object]] = Registry("readiness check")
+# Why admin forms are shown disabled now: name -> callable(request) -> explanation, or None
+# when writes are allowed (the maintenance app registers the read-only/maintenance mode).
+admin_lockdowns: Registry[Callable[[Any], str | None]] = Registry("admin lockdown")
