@@ -19,6 +19,7 @@ class NotifyConfig(AppConfig):
         registry.worker_steps.register("notify", dispatcher.dispatch_due)
         registry.event_emitter.register("default", services.emit_event)
         registry.dashboard_sections.register("notify", dashboard.SECTION)
+        registry.dashboard_charts.register("outbox_backlog", dashboard.BACKLOG_CHART)
         registry.snapshot_sections.register("notify", dashboard.security_section)
         registry.gauges.register(
             "outbox_messages",

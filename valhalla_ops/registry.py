@@ -91,6 +91,16 @@ class DashboardSection:
 
 
 @dataclass(frozen=True)
+class DashboardChart:
+    """A small chart on the admin index: `collect()` returns the last hour, one value a minute,
+    oldest first (60 values)."""
+
+    title: str
+    collect: Callable[[], list[int]]
+    order: int = 100
+
+
+@dataclass(frozen=True)
 class GaugeSource:
     """A gauge read at scrape time: `collect()` returns (label values, value) pairs."""
 
@@ -111,6 +121,8 @@ retention_categories: Registry[RetentionCategory] = Registry("retention category
 export_job_types: Registry[ExportJobType] = Registry("export job type")
 # Admin index boxes: name -> DashboardSection.
 dashboard_sections: Registry[DashboardSection] = Registry("dashboard section")
+# Admin index charts of the last hour: name -> DashboardChart.
+dashboard_charts: Registry[DashboardChart] = Registry("dashboard chart")
 # Prometheus gauges read at scrape time: name (without the valhalla_ prefix) -> GaugeSource.
 gauges: Registry[GaugeSource] = Registry("gauge")
 # The notify app's emit_event, for events the base itself raises (admin ops executions).
