@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from maintenance import services
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
-from valhalla_ops.admin_pages import ServiceAdminMixin
+from valhalla_ops.admin_pages import ServiceAdminMixin, is_refusal, refusal_errors
 from valhalla_ops.exceptions import ServiceError
 
 
@@ -113,11 +113,18 @@ class MaintenanceStateAdmin(ServiceAdminMixin, admin.ModelAdmin):
             if form is None:
                 raise PermissionDenied
             if form.is_valid():
-                state = services.set_mode(actor=request.user, **form.cleaned_data)
-                self.message_user(
-                    request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS
-                )
-                return HttpResponseRedirect(request.path)
+                try:
+                    state = services.set_mode(actor=request.user, **form.cleaned_data)
+                except Exception as error:
+                    if not is_refusal(error):
+                        raise
+                    for field, text in refusal_errors(error):
+                        form.add_error(field if field in form.fields else None, text)
+                else:
+                    self.message_user(
+                        request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS
+                    )
+                    return HttpResponseRedirect(request.path)
         return TemplateResponse(
             request, "admin/maintenance/state.html", self.page_context(request, form)
         )

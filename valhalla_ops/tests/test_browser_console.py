@@ -13,13 +13,14 @@ from clients import admin as clients_admin
 from clients import services as client_services
 from clients.models import ApiClient
 from exports.models import ExportJob
+from maintenance import admin as maintenance_admin
 from maintenance import services as maintenance_services
 from maintenance.models import MaintenanceWindow
 from notify import services as notify_services
 from notify.models import NotificationChannel, NotificationOutbox
 from ratelimits import services as ratelimit_services
 from valhalla_ops import trend
-from valhalla_ops.exceptions import ServiceError
+from valhalla_ops.exceptions import Conflict, ServiceError
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import SYSTEM
 from valhalla_ops.tests.browser import (  # noqa: F401
@@ -387,3 +388,61 @@ def test_dashboard_screenshot_in_the_docs_is_a_small_png():
 
     assert image.startswith(PNG_MAGIC)
     assert len(image) < 200_000
+
+
+def test_a_refused_deletion_is_an_error_message(page, staff_login, make_api_client):
+    client, _key = make_api_client(name="busy")
+    staff_login("root", superuser=True)
+    real = client_services.delete_client
+
+    def refuse(*, actor, client):
+        raise Conflict("Deactivate the client before deleting it.")
+
+    clients_admin.services.delete_client = refuse
+    try:
+        page.goto(f"{CLIENTS_URL}{client.pk}/delete/")
+        page.click("#content form [type=submit]")
+    finally:
+        clients_admin.services.delete_client = real
+
+    error = page.locator("ul.messagelist li.error").inner_text()
+    assert error.strip() == "Not deleted: Deactivate the client before deleting it."
+    assert ApiClient.objects.filter(pk=client.pk).exists()
+
+
+def test_a_refused_mode_switch_is_a_form_error(page, staff_login, monkeypatch):
+    staff_login("oncall", groups=("ops-admin",))
+
+    def refuse(**kwargs):
+        raise ServiceError("The system is already in normal mode.", field="mode")
+
+    monkeypatch.setattr(maintenance_admin.services, "set_mode", refuse)
+    page.goto("/admin/maintenance/maintenancestate/")
+    page.fill("#id_reason", "just checking")
+    page.click("#maintenance-mode-form [type=submit]")
+
+    form = page.locator("#maintenance-mode-form")
+    assert "The system is already in normal mode." in form.locator(".errorlist").inner_text()
+    assert page.input_value("#id_reason") == "just checking"
+
+
+def test_the_window_action_reports_its_counts(page, staff_login):
+    staff_login("root", superuser=True)
+    now = timezone.now()
+    windows = [
+        MaintenanceWindow.objects.create(
+            starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=1, hours=1), active=a
+        )
+        for a in (True, True, False)
+    ]
+
+    run_action(
+        page,
+        "/admin/maintenance/maintenancewindow/",
+        action="deactivate_windows",
+        pks=[w.pk for w in windows],
+    )
+
+    success = page.locator("ul.messagelist li.success").inner_text()
+    assert success.strip() == "Deactivated 2 window(s); skipped 1 already inactive."
+    assert not MaintenanceWindow.objects.filter(active=True).exists()
