@@ -446,3 +446,15 @@ def test_the_window_action_reports_its_counts(page, staff_login):
     success = page.locator("ul.messagelist li.success").inner_text()
     assert success.strip() == "Deactivated 2 window(s); skipped 1 already inactive."
     assert not MaintenanceWindow.objects.filter(active=True).exists()
+
+
+def test_choice_labels_read_ip_api_key_and_sms(page, staff_login):
+    staff_login("root", superuser=True)
+
+    page.goto("/admin/ratelimits/ratelimitrule/add/")
+    scopes = page.locator("#id_scope option").all_inner_texts()
+    page.goto(f"{CHANNELS_URL}add/")
+    channel_types = page.locator("#id_channel_type option").all_inner_texts()
+
+    assert {"IP", "API key"} <= set(scopes)
+    assert "SMS" in channel_types
