@@ -106,3 +106,29 @@ def test_forms_are_disabled_while_writes_are_refused(logged_in, set_maintenance_
 
 def test_view_site_is_the_api_docs():
     assert admin.site.site_url == "/api/docs/"
+
+
+def test_delete_selected_is_all_or_nothing(
+    transactional_db, logged_in, django_user_model, monkeypatch
+):
+    from valhalla_ops import auth_admin
+    from valhalla_ops.exceptions import ServiceError
+
+    doomed = [django_user_model.objects.create(username=name) for name in ("loki", "fenrir")]
+    real = auth_admin.record_change
+
+    def refuse_loki(**kwargs):  # the second deletion: the list is ordered by username
+        if kwargs.get("target") is not None and kwargs["target"].username == "loki":
+            raise ServiceError("loki is bound")
+        return real(**kwargs)
+
+    monkeypatch.setattr(auth_admin, "record_change", refuse_loki)
+
+    response = logged_in.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [u.pk for u in doomed], "post": "yes"},
+        follow=True,
+    )
+
+    assert "Nothing was changed: loki is bound" in response.content.decode()
+    assert django_user_model.objects.filter(username__in=["loki", "fenrir"]).count() == 2
