@@ -5,7 +5,8 @@ FLUSH_SECONDS, the next request a process serves adds what it counted to one cac
 status and minute (`cache.add` + `cache.incr`), so with a shared cache (Redis) the dashboard
 sees every process; with the local-memory cache of the embedded default, each process counts
 what it served itself. Entries expire after two hours. A cache error drops that flush's counts
-with a warning: a chart never breaks a request.
+with a warning and pauses flushing for FAILURE_PAUSE seconds: a chart never breaks a request,
+and an unreachable cache stalls one request a minute per process, not one every 5 seconds.
 """
 
 import logging
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 STATUSES = frozenset({429, 503})
 FLUSH_SECONDS = 5.0
+FAILURE_PAUSE = 60.0  # after a cache error: a cache timeout stalls the one request flushing
 MINUTES = 60
 KEEP_SECONDS = 2 * 3600
 
@@ -53,8 +55,10 @@ def flush() -> None:
         try:
             cache.add(key(status, minute), 0, KEEP_SECONDS)
             cache.incr(key(status, minute), count)
-        except Exception:  # a chart must never break a request
-            logger.warning("could not store %s responses of minute %s", status, minute)
+        except Exception:  # a chart must never break a request, nor slow many of them
+            logger.warning("could not store the 429/503 counts: retrying in %ss", FAILURE_PAUSE)
+            _next_flush = time.monotonic() + FAILURE_PAUSE
+            return
 
 
 def last_hour(status: int, *, now: float | None = None) -> list[int]:

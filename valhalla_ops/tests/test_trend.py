@@ -59,3 +59,22 @@ def test_a_flush_waits_for_its_interval(monkeypatch):
     trend.maybe_flush()  # within FLUSH_SECONDS of the last flush: stays in memory
 
     assert sum(trend._pending.values()) == 1
+
+
+def test_a_cache_error_pauses_the_flushes(monkeypatch):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "add", broken)
+    trend.record(429)
+    trend.record(503)
+    trend.maybe_flush()
+    trend.record(429)
+
+    trend.maybe_flush()  # within FAILURE_PAUSE of the failure: no second attempt
+
+    assert len(calls) == 1
+    assert sum(trend._pending.values()) == 1
