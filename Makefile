@@ -7,8 +7,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Counters of every gunicorn worker and of the worker, for /metrics; emptied at each start.
 METRICS_DIR := $(CURDIR)/.run/prometheus
+# The port check runs before the virtualenv exists on a fresh clone: any Python 3 will do.
+PYTHON_FOR_CHECKS := $(shell test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON))
 
-.PHONY: run test install migrate superuser browser lint typecheck format check clean
+.PHONY: run port-free test install migrate superuser browser lint typecheck format check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +26,12 @@ migrate: install
 superuser: migrate
 	@$(BIN)/python manage.py ensure_superuser
 
-run: migrate superuser
+# First of all: a second `make run` on a busy port would empty the first server's metrics.
+port-free:
+	@$(PYTHON_FOR_CHECKS) -c 'import socket, sys; host, port = sys.argv[1], int(sys.argv[2]); family = socket.AF_INET6 if ":" in host else socket.AF_INET; s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port))' "$(HOST)" "$(PORT)" 2>/dev/null \
+	  || { echo "port $(PORT) is busy, use \`make run PORT=$$(( $(PORT) + 1 ))\`" >&2; exit 1; }
+
+run: port-free migrate superuser
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
 	@echo "Valhalla Ops: admin at http://$(HOST):$(PORT)/admin/, API docs at http://$(HOST):$(PORT)/api/docs/"

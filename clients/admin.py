@@ -1,7 +1,5 @@
 """The ops console for API clients: every change goes through the services."""
 
-from collections.abc import Callable
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -10,9 +8,8 @@ from django.http import HttpRequest, HttpResponse
 
 from clients import services
 from clients.models import ApiClient
-from valhalla_ops.admin_pages import show_once
-from valhalla_ops.exceptions import Forbidden, ServiceError
-from valhalla_ops.ops import error_text
+from valhalla_ops.admin_pages import ServiceAdminMixin
+from valhalla_ops.exceptions import Forbidden
 
 
 class ApiClientForm(forms.ModelForm):
@@ -22,8 +19,10 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ApiClientForm
+    issued_template = "admin/clients/new_keys.html"
+    issued_title = "New API keys"
     list_display = [
         "name",
         "client_type",
@@ -109,60 +108,30 @@ class ApiClientAdmin(admin.ModelAdmin):
         services.delete_client(actor=request.user, client=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        self._each(request, queryset, services.delete_client)
+        for client in queryset:
+            services.delete_client(actor=request.user, client=client)
 
     def response_add(
         self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
     ) -> HttpResponse:
-        return self.show_keys(request, getattr(request, "_new_api_keys", []))
-
-    def show_keys(self, request: HttpRequest, issued: list[tuple[ApiClient, str]]) -> HttpResponse:
-        """A page that shows new keys once; they are kept nowhere else."""
-        return show_once(
-            self,
-            request,
-            template="admin/clients/new_keys.html",
-            title="New API keys",
-            issued=issued,
-        )
+        return self.issue_once(request, getattr(request, "_new_api_keys", []))
 
     @admin.action(description="Activate selected clients", permissions=["change"])
     def activate_clients(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        done = self._each(request, queryset, services.activate_client)
-        self.message_user(request, f"Activated {done} client(s).", messages.SUCCESS)
+        for client in queryset:
+            services.activate_client(actor=request.user, client=client)
+        self.message_user(request, f"Activated {queryset.count()} client(s).", messages.SUCCESS)
 
     @admin.action(description="Deactivate selected clients", permissions=["change"])
     def deactivate_clients(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
-        done = self._each(request, queryset, services.deactivate_client)
-        self.message_user(request, f"Deactivated {done} client(s).", messages.SUCCESS)
+        for client in queryset:
+            services.deactivate_client(actor=request.user, client=client)
+        self.message_user(request, f"Deactivated {queryset.count()} client(s).", messages.SUCCESS)
 
     @admin.action(
         description="Rotate keys of selected clients (old keys stop at once)",
         permissions=["change"],
     )
-    def rotate_keys(
-        self, request: HttpRequest, queryset: QuerySet[ApiClient]
-    ) -> HttpResponse | None:
-        issued: list[tuple[ApiClient, str]] = []
-        self._each(
-            request,
-            queryset,
-            lambda *, actor, client: issued.append(
-                services.rotate_client(actor=actor, client=client)
-            ),
-        )
-        return self.show_keys(request, issued) if issued else None
-
-    def _each(
-        self, request: HttpRequest, queryset: QuerySet[ApiClient], change: Callable[..., object]
-    ) -> int:
-        """Apply a service to each client; a refused one is reported, the others go on."""
-        done = 0
-        for client in queryset:
-            try:
-                change(actor=request.user, client=client)
-            except ServiceError as error:
-                self.message_user(request, error_text(error.detail), messages.ERROR)
-            else:
-                done += 1
-        return done
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> HttpResponse:
+        issued = [services.rotate_client(actor=request.user, client=client) for client in queryset]
+        return self.issue_once(request, issued)

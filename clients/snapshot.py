@@ -10,7 +10,11 @@ from clients.models import ApiClient
 
 def clients_section() -> dict[str, int]:
     now = timezone.now()
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(days=30))
+    month_ago = now - timedelta(days=30)
+    # A client created less than 30 days ago has not had the chance to be unused for 30 days.
+    stale = Q(created_at__lt=month_ago) & (
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=month_ago)
+    )
     # Aliases must not shadow field names (Count(filter=Q(active=...)) would resolve to the alias).
     counts = ApiClient.objects.aggregate(
         n_total=Count("id"),

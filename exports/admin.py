@@ -8,11 +8,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
+from rest_framework.fields import empty
 
 from exports import services
 from exports.models import ExportJob
 from valhalla_ops import registry
+from valhalla_ops.admin_pages import ServiceAdminMixin, refusal_errors
+from valhalla_ops.models import SystemLog
+from valhalla_ops.registry import ExportJobType
 
 SYSTEM_FIELDS = [
     "status",
@@ -30,41 +34,96 @@ SYSTEM_FIELDS = [
 ]
 
 
-def _messages(detail: Any) -> list[str]:
-    if isinstance(detail, dict):
-        return [f"{key}: {text}" for key, value in detail.items() for text in _messages(value)]
-    if isinstance(detail, list):
-        return [text for item in detail for text in _messages(item)]
-    return [str(detail)]
+PARAM_PREFIX = "param_"
+ANY = [("", "any")]
+
+
+def param_field(name: str, field: serializers.Field) -> forms.Field:
+    """The admin form field for one filter param of a job type's params serializer."""
+    help_text = str(field.help_text or "")
+    if isinstance(field, serializers.DateField):
+        widget = forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
+        return forms.DateField(required=False, widget=widget, help_text=help_text)
+    if isinstance(field, serializers.BooleanField):
+        choices = [("", "any"), ("true", "yes"), ("false", "no")]
+        return forms.ChoiceField(choices=choices, required=False, help_text=help_text)
+    if isinstance(field, serializers.ChoiceField):
+        default = field.default if field.default is not empty else ""
+        options = [(key, str(label)) for key, label in field.choices.items()]
+        choices = options if default else ANY + options
+        return forms.ChoiceField(
+            choices=choices, required=False, initial=default, help_text=help_text
+        )
+    if name == "category":  # the audit log's categories: the ones it holds
+        found = SystemLog.objects.order_by().values_list("category", flat=True).distinct()
+        return forms.ChoiceField(
+            choices=ANY + [(value, value) for value in sorted(found)],
+            required=False,
+            help_text=help_text or "The part of the action before the dot (clients, auth, ...).",
+        )
+    return forms.CharField(
+        required=False, max_length=getattr(field, "max_length", None), help_text=help_text
+    )
+
+
+def param_fields(job_type: ExportJobType) -> dict[str, forms.Field]:
+    serializer = job_type.params_serializer()
+    return {
+        f"{PARAM_PREFIX}{name}": param_field(name, field)
+        for name, field in serializer.fields.items()
+    }
 
 
 class ExportJobForm(forms.ModelForm):
-    job_type = forms.ChoiceField(choices=())
-    filter_params = forms.JSONField(required=False, initial=dict)
+    """The job type, then one field per filter param of that type (see `for_job_type`)."""
+
+    job_type = forms.ChoiceField(
+        choices=(),
+        help_text="Changing the type reloads the form with the filters of that type.",
+        widget=forms.Select(
+            attrs={"onchange": "location.search = '?job_type=' + encodeURIComponent(this.value)"}
+        ),
+    )
+    job_type_name = ""
 
     class Meta:
         model = ExportJob
-        fields = ["job_type", "filter_params", "requested_by"]
+        fields = ["job_type", "requested_by"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = registry.export_job_types.names()
-        cast(forms.ChoiceField, self.fields["job_type"]).choices = [(name, name) for name in names]
+        field = cast(forms.ChoiceField, self.fields["job_type"])
+        field.choices = [(name, name) for name in names]
+        field.initial = self.job_type_name
+
+    @classmethod
+    def for_job_type(cls, job_type: ExportJobType) -> type["ExportJobForm"]:
+        fields = {**param_fields(job_type), "job_type_name": job_type.name}
+        return type(cls.__name__, (cls,), fields)
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         job_type = registry.export_job_types.get(data.get("job_type", ""))
-        if job_type is not None:
-            try:
-                services.normalize_params(job_type=job_type, params=data.get("filter_params"))
-            except exceptions.ValidationError as error:
-                self.add_error("filter_params", _messages(error.detail))
+        if job_type is None or job_type.name != self.job_type_name:
+            return data
+        params = {
+            name.removeprefix(PARAM_PREFIX): value
+            for name, value in data.items()
+            if name.startswith(PARAM_PREFIX) and value not in ("", None)
+        }
+        try:
+            data["filter_params"] = services.normalize_params(job_type=job_type, params=params)
+        except exceptions.ValidationError as error:
+            for name, text in refusal_errors(error):
+                field = f"{PARAM_PREFIX}{(name or '').removeprefix('filter_params.')}"
+                self.add_error(field if field in self.fields else None, text)
         return data
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ExportJobForm
     list_display = [
         "id",
@@ -81,6 +140,14 @@ class ExportJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["retry_jobs", "cancel_jobs"]
 
+    def job_type(self, request: HttpRequest) -> ExportJobType | None:
+        """The type the add form is for: the one posted, else ?job_type=, else the first."""
+        name = request.POST.get("job_type") or request.GET.get("job_type") or ""
+        found = registry.export_job_types.get(name)
+        if found is None and registry.export_job_types.names():
+            found = registry.export_job_types.get(registry.export_job_types.names()[0])
+        return found
+
     def get_form(
         self,
         request: HttpRequest,
@@ -88,8 +155,11 @@ class ExportJobAdmin(admin.ModelAdmin):
         change: bool = False,
         **kwargs: Any,
     ) -> type[forms.ModelForm]:
+        job_type = self.job_type(request)
         if obj is not None:  # an existing job is read-only: no form fields at all
             kwargs["form"] = forms.ModelForm
+        elif job_type is not None:
+            kwargs["form"] = ExportJobForm.for_job_type(job_type)
         return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ExportJob | None = None) -> list[str]:
@@ -100,9 +170,15 @@ class ExportJobAdmin(admin.ModelAdmin):
     def get_fields(
         self, request: HttpRequest, obj: ExportJob | None = None
     ) -> list[str | list[str] | tuple[str, ...]]:
-        if obj is None:
-            return ["job_type", "filter_params", "requested_by"]
-        return [*self.get_readonly_fields(request, obj)]
+        if obj is not None:
+            return [*self.get_readonly_fields(request, obj)]
+        job_type = self.job_type(request)
+        params = list(param_fields(job_type)) if job_type is not None else []
+        return ["job_type", *params, "requested_by"]
+
+    def has_change_permission(self, request: HttpRequest, obj: ExportJob | None = None) -> bool:
+        # A job is never edited by hand (the list's actions need "change" on the model).
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="filter params")
     def filter_params_json(self, obj: ExportJob) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from maintenance import services
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
+from valhalla_ops.admin_pages import ServiceAdminMixin, is_refusal, refusal_errors
 from valhalla_ops.exceptions import ServiceError
 
 
@@ -35,7 +36,7 @@ class MaintenanceWindowForm(forms.ModelForm):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
+class MaintenanceWindowAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = [
         "id",
@@ -71,9 +72,15 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
     def deactivate_windows(
         self, request: HttpRequest, queryset: QuerySet[MaintenanceWindow]
     ) -> None:
-        for window in queryset.filter(active=True):
+        active = list(queryset.filter(active=True))
+        for window in active:
             services.update_window(actor=request.user, window=window, active=False)
-        self.message_user(request, "Deactivated the selected windows.", messages.SUCCESS)
+        skipped = len(queryset) - len(active)
+        self.message_user(
+            request,
+            f"Deactivated {len(active)} window(s); skipped {skipped} already inactive.",
+            messages.SUCCESS,
+        )
 
 
 class ModeSwitchForm(forms.Form):
@@ -84,7 +91,7 @@ class ModeSwitchForm(forms.Form):
 
 
 @admin.register(MaintenanceState)
-class MaintenanceStateAdmin(admin.ModelAdmin):
+class MaintenanceStateAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """One page instead of a change list: the mode, the windows, and a switch."""
 
     def get_urls(self) -> list[URLPattern]:
@@ -106,11 +113,18 @@ class MaintenanceStateAdmin(admin.ModelAdmin):
             if form is None:
                 raise PermissionDenied
             if form.is_valid():
-                state = services.set_mode(actor=request.user, **form.cleaned_data)
-                self.message_user(
-                    request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS
-                )
-                return HttpResponseRedirect(request.path)
+                try:
+                    state = services.set_mode(actor=request.user, **form.cleaned_data)
+                except Exception as error:
+                    if not is_refusal(error):
+                        raise
+                    for field, text in refusal_errors(error):
+                        form.add_error(field if field in form.fields else None, text)
+                else:
+                    self.message_user(
+                        request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS
+                    )
+                    return HttpResponseRedirect(request.path)
         return TemplateResponse(
             request, "admin/maintenance/state.html", self.page_context(request, form)
         )
@@ -118,7 +132,7 @@ class MaintenanceStateAdmin(admin.ModelAdmin):
     def page_context(self, request: HttpRequest, form: forms.Form | None) -> dict[str, Any]:
         state = services.read_state()
         if form is not None and not form.is_bound:
-            form.initial = {"mode": state.mode, "reason": state.reason}
+            form.initial = {"mode": state.mode}  # a new switch needs its own reason
         return {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -6,7 +6,7 @@ class MaintenanceConfig(AppConfig):
     verbose_name = "Maintenance"
 
     def ready(self) -> None:
-        from maintenance import ops, worker
+        from maintenance import middleware, ops, worker
         from valhalla_ops import registry, roles
         from valhalla_ops.registry import GaugeSource
 
@@ -18,6 +18,7 @@ class MaintenanceConfig(AppConfig):
         registry.snapshot_sections.register("maintenance", ops.snapshot_section)
         registry.dashboard_sections.register("maintenance", ops.DASHBOARD)
         registry.worker_steps.register("maintenance_windows", worker.run_windows)
+        registry.admin_lockdowns.register("maintenance", middleware.lockdown_notice)
         registry.gauges.register(
             "maintenance_mode",
             GaugeSource("1 for the current maintenance mode.", ("mode",), ops.mode_gauge),

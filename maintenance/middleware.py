@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -146,11 +147,36 @@ def retry_after(state: StateSnapshot | None) -> int:
     """
     if state is None:
         return settings.OUTAGE_RETRY_AFTER
-    now = timezone.now()
-    window = state.current_window(now)
-    if window is not None:
-        return max(1, math.ceil((window.ends_at - now).total_seconds()))
+    ends_at = window_end(state)
+    if ends_at is not None:
+        return max(1, math.ceil((ends_at - timezone.now()).total_seconds()))
     return settings.MAINTENANCE_RETRY_AFTER
+
+
+def window_end(state: StateSnapshot | None) -> datetime | None:
+    """When the running maintenance window ends, if one is running."""
+    if state is None:
+        return None
+    window = state.current_window(timezone.now())
+    return window.ends_at if window is not None else None
+
+
+def lockdown_notice(request: HttpRequest) -> str | None:
+    """Why the admin's forms are disabled on this page now, or None when they can be saved."""
+    state = read_state()
+    if (state is not None and state.is_normal) or is_exempt(request):
+        return None
+    mode = state.mode if state is not None else UNKNOWN
+    reason = f" ({state.reason})" if state is not None and state.reason else ""
+    ends_at = window_end(state)
+    if ends_at is not None:
+        end = f"The maintenance window ends at {ends_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
+    else:
+        end = "No end is scheduled: the mode changes back on the maintenance page."
+    return (
+        f"{MESSAGES.get(mode, MESSAGES[UNKNOWN])}{reason} This form is shown read-only "
+        f"until the mode is back to normal. {end}"
+    )
 
 
 def wants_html(request: HttpRequest) -> bool:
@@ -165,7 +191,12 @@ def shield_response(request: HttpRequest, state: StateSnapshot | None) -> HttpRe
     seconds = retry_after(state)
     shield_blocked.labels(mode).inc()
     if wants_html(request):
-        context = {"detail": detail, "mode": mode, "retry_after": seconds}
+        context = {
+            "detail": detail,
+            "mode": mode,
+            "retry_after": seconds,
+            "window_end": window_end(state),
+        }
         body = render_to_string("maintenance/unavailable.html", context)
         response: HttpResponse = HttpResponse(body, status=503)
     else:

@@ -1,22 +1,48 @@
 """The ops console for notifications: every change goes through the services."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from notify import services, validators
 from notify.models import NotificationChannel, NotificationOutbox
-from valhalla_ops.admin_pages import show_once
+from valhalla_ops.admin_pages import ServiceAdminMixin
 from valhalla_ops.exceptions import ServiceError
 
+ERROR_CHARS = 80  # of last_error in the outbox list
 CHANNEL_FORM_FIELDS = ["name", "channel_type", "target", "active", "description", "events"]
 
 
 class NotificationChannelForm(forms.ModelForm):
+    """Events are picked from the known topics and their wildcards, plus any other patterns."""
+
+    events = forms.MultipleChoiceField(
+        choices=validators.topic_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The events this channel receives. None: only notifications sent to it.",
+    )
+    other_events = forms.CharField(
+        required=False,
+        max_length=2000,
+        help_text="Other topic patterns, comma separated (shell-style: *, ?, [...]).",
+    )
+
     class Meta:
         model = NotificationChannel
         fields = CHANNEL_FORM_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = {value for value, _label in validators.topic_choices()}
+        stored = (self.instance.events or []) if self.instance.pk else []
+        self.initial["events"] = [pattern for pattern in stored if pattern in known]
+        self.initial["other_events"] = ", ".join(p for p in stored if p not in known)
 
     def clean(self) -> dict:
         super().clean()
@@ -24,16 +50,19 @@ class NotificationChannelForm(forms.ModelForm):
         error = validators.target_error(data.get("channel_type", ""), data.get("target", ""))
         if error:
             self.add_error("target", error)
-        data["events"] = data.get("events") or []
+        others = [p.strip() for p in data.pop("other_events", "").split(",") if p.strip()]
+        data["events"] = list(dict.fromkeys([*data.get("events", []), *others]))
         error = validators.events_error(data["events"])
         if error:
-            self.add_error("events", error)
+            self.add_error("other_events" if others else "events", error)
         return data
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = NotificationChannelForm
+    issued_template = "admin/notify/new_secrets.html"
+    issued_title = "Webhook signing secrets"
     list_display = [
         "name",
         "channel_type",
@@ -69,19 +98,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     def response_add(
         self, request: HttpRequest, obj: NotificationChannel, post_url_continue: str | None = None
     ) -> HttpResponse:
-        return self.show_secrets(request, getattr(request, "_new_secrets", []))
-
-    def show_secrets(
-        self, request: HttpRequest, issued: list[tuple[NotificationChannel, str]]
-    ) -> HttpResponse:
-        """A page that shows signing secrets once; copy them to the receivers now."""
-        return show_once(
-            self,
-            request,
-            template="admin/notify/new_secrets.html",
-            title="Webhook signing secrets",
-            issued=issued,
-        )
+        return self.issue_once(request, getattr(request, "_new_secrets", []))
 
     @admin.action(description="Send a test notification", permissions=["change"])
     def send_test(self, request: HttpRequest, queryset: QuerySet[NotificationChannel]) -> None:
@@ -116,11 +133,11 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[NotificationChannel]
     ) -> HttpResponse:
         issued = [services.rotate_channel_secret(actor=request.user, channel=c) for c in queryset]
-        return self.show_secrets(request, issued)
+        return self.issue_once(request, issued)
 
 
 @admin.register(NotificationOutbox)
-class NotificationOutboxAdmin(admin.ModelAdmin):
+class NotificationOutboxAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "created_at",
@@ -129,6 +146,7 @@ class NotificationOutboxAdmin(admin.ModelAdmin):
         "subject",
         "status",
         "attempts",
+        "error",
         "next_attempt_at",
         "sent_at",
     ]
@@ -154,6 +172,14 @@ class NotificationOutboxAdmin(admin.ModelAdmin):
     ]
     fields = [*readonly_fields]
     actions = ["retry_failed", "requeue_pending"]
+
+    @admin.display(description="last error", ordering="last_error")
+    def error(self, obj: NotificationOutbox) -> str:
+        """The start of the last error; the whole of it on hover and on the detail page."""
+        if not obj.last_error:
+            return "—"
+        short = Truncator(obj.last_error).chars(ERROR_CHARS)
+        return format_html('<span class="last-error" title="{}">{}</span>', obj.last_error, short)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # notifications come from the API, events and the channels' test action

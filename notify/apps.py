@@ -21,6 +21,7 @@ class NotifyConfig(AppConfig):
         for name, action in ops.ACTIONS.items():
             registry.ops_actions.register(name, action)
         registry.dashboard_sections.register("notify", dashboard.SECTION)
+        registry.dashboard_charts.register("outbox_backlog", dashboard.BACKLOG_CHART)
         registry.snapshot_sections.register("notify", dashboard.security_section)
         registry.gauges.register(
             "outbox_messages",

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from notify.models import NotificationChannel, NotificationOutbox
-from valhalla_ops.registry import DashboardSection
+from valhalla_ops.registry import DashboardChart, DashboardSection
 
 STALE_PENDING = timedelta(minutes=15)
 
@@ -36,6 +36,36 @@ def outbox_rows() -> list[tuple[str, Any, str]]:
 
 
 SECTION = DashboardSection("Notifications", outbox_rows, order=400)
+
+
+def backlog_last_hour() -> list[int]:
+    """Notifications waiting at the end of each of the last 60 minutes, from the outbox rows.
+
+    A row waited at moment t if it was created by t and was still pending then: it is pending
+    now, or it was sent after t, or it failed (its last update) after t. One query.
+    """
+    now = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    moments = [now - timedelta(minutes=60 - index) for index in range(1, 61)]
+    hour_ago = moments[0]
+    pending = Q(status=NotificationOutbox.Status.PENDING)
+    failed = Q(status=NotificationOutbox.Status.FAILED)
+    rows = NotificationOutbox.objects.filter(
+        pending | Q(sent_at__gt=hour_ago) | (failed & Q(updated_at__gt=hour_ago))
+    )
+    counts = rows.aggregate(
+        **{
+            f"m{index}": Count(
+                "id",
+                filter=Q(created_at__lte=moment)
+                & (pending | Q(sent_at__gt=moment) | (failed & Q(updated_at__gt=moment))),
+            )
+            for index, moment in enumerate(moments)
+        }
+    )
+    return [counts[f"m{index}"] for index in range(len(moments))]
+
+
+BACKLOG_CHART = DashboardChart("Outbox backlog", backlog_last_hour, order=300)
 
 
 def security_section() -> dict[str, Any]:

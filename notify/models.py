@@ -33,7 +33,7 @@ class NotificationChannel(models.Model):
     class ChannelType(models.TextChoices):
         EMAIL = "email"
         WEBHOOK = "webhook"
-        SMS = "sms"
+        SMS = "sms", "SMS"
 
     name = models.CharField(max_length=256, unique=True)
     channel_type = models.CharField(max_length=64, choices=ChannelType)

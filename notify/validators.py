@@ -12,6 +12,32 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]{1,128}$")
 TOPIC = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_PATTERNS = 50
+# The topics the project emits, offered as checkboxes in the admin (patterns may name others).
+KNOWN_TOPICS = (
+    "admin_ops.executed",
+    "admin_ops.refused",
+    "client.activated",
+    "client.deactivated",
+    "export.completed",
+    "export.failed",
+    "export.requested",
+    "maintenance.mode_changed",
+    "maintenance.mode_stuck",
+    "notify.channel_disabled",
+    "notify.test",
+    "ratelimit.exceeded",
+)
+
+
+def topic_choices() -> list[tuple[str, str]]:
+    """Everything, each family of topics (a wildcard), then each known topic."""
+    families = sorted({topic.split(".", 1)[0] for topic in KNOWN_TOPICS})
+    return [
+        ("*", "* (every event)"),
+        *[(f"{family}.*", f"{family}.* (every {family} event)") for family in families],
+        *[(topic, topic) for topic in KNOWN_TOPICS],
+    ]
+
 
 _email = EmailValidator()
 _url = URLValidator(schemes=["http", "https"])

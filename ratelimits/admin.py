@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 
 from ratelimits import services
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
+from valhalla_ops.admin_pages import ServiceAdminMixin
 
 SNAPSHOT_FIELDS = (
     "rule",
@@ -34,7 +35,7 @@ class RateLimitRuleForm(forms.ModelForm):
 
 
 @admin.register(RateLimitRule)
-class RateLimitRuleAdmin(admin.ModelAdmin):
+class RateLimitRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = RateLimitRuleForm
     list_display = [
         "id",
@@ -91,7 +92,7 @@ class RateLimitRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RateLimitSnapshot)
-class RateLimitSnapshotAdmin(admin.ModelAdmin):
+class RateLimitSnapshotAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "scope",

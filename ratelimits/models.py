@@ -14,8 +14,8 @@ class RateLimitRuleQuerySet(models.QuerySet["RateLimitRule"]):
 
 class RateLimitRule(models.Model):
     class Scope(models.TextChoices):
-        IP = "ip"
-        API_KEY = "api_key"
+        IP = "ip", "IP"
+        API_KEY = "api_key", "API key"
         USER = "user"
         PATH = "path"
         GLOBAL = "global"

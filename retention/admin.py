@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from retention import modes, purger, services
 from retention.models import DataRetentionPolicy, PurgeRun
+from valhalla_ops.admin_pages import ServiceAdminMixin
 
 
 class DataRetentionPolicyForm(forms.ModelForm):
@@ -27,7 +28,7 @@ class DataRetentionPolicyForm(forms.ModelForm):
 
 
 @admin.register(DataRetentionPolicy)
-class DataRetentionPolicyAdmin(admin.ModelAdmin):
+class DataRetentionPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = DataRetentionPolicyForm
     list_display = ["category", "days_to_keep", "enabled", "description", "updated_at"]
     list_filter = ["enabled", "updated_at"]
@@ -110,7 +111,7 @@ class DataRetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(PurgeRun)
-class PurgeRunAdmin(admin.ModelAdmin):
+class PurgeRunAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
         "category",
         "started_at",

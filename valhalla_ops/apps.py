@@ -7,12 +7,20 @@ class ValhallaOpsConfig(AppConfig):
     verbose_name = "Valhalla Ops"
 
     def ready(self) -> None:
-        from valhalla_ops import dashboard, idempotency, ops, registry, roles
+        from valhalla_ops import dashboard, idempotency, ops, registry, roles, trend
 
         ops.register_builtin_actions()
         registry.worker_steps.register("idempotency_keys", idempotency.purge_expired_keys)
         registry.dashboard_sections.register(
             "audit", registry.DashboardSection("Audit log", dashboard.audit_rows, order=900)
+        )
+        registry.dashboard_charts.register(
+            "rate_limited",
+            registry.DashboardChart("429 rate limited", lambda: trend.last_hour(429), order=100),
+        )
+        registry.dashboard_charts.register(
+            "unavailable",
+            registry.DashboardChart("503 unavailable", lambda: trend.last_hour(503), order=200),
         )
         roles.grant("valhalla_ops", admin_codenames=["run_admin_ops"])
         post_migrate.connect(roles.sync_role_permissions, dispatch_uid="valhalla_ops.sync_roles")

@@ -91,3 +91,11 @@ def refuse(*, actor: Actor, action: str, target: models.Model | None, message: s
     with transaction.atomic():
         record_change(**audit)
     return Forbidden(message, audit=audit)
+
+
+def keep_refusal(error: BaseException) -> None:
+    """Write a refusal's audit row again when the transaction that held it rolled back."""
+    audit = getattr(error, "audit", None)
+    if audit:
+        with transaction.atomic():
+            record_change(**audit)

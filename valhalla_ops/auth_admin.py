@@ -15,6 +15,7 @@ from django.db.models import Model, Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
+from valhalla_ops.admin_pages import ServiceAdminMixin
 from valhalla_ops.audit import record_change
 
 # Importing django.contrib.auth.admin registered the stock classes; these replace them.
@@ -136,22 +137,24 @@ class AuditedAdminMixin:
         )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        before = self.snapshot(obj)
-        super().delete_model(request, obj)  # type: ignore[misc]
-        record_change(
-            actor=request.user,
-            action=f"auth.delete_{self.audit_prefix}",
-            message=f"{self.audit_prefix} {obj} deleted",
-            before=before,
-        )
+        with transaction.atomic():
+            record_change(  # before the deletion, while the row still has its id
+                actor=request.user,
+                action=f"auth.delete_{self.audit_prefix}",
+                target=obj,
+                message=f"{self.audit_prefix} {obj} deleted",
+                before=self.snapshot(obj),
+            )
+            super().delete_model(request, obj)  # type: ignore[misc]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for obj in queryset:  # one row per deleted object, as for a single deletion
-            self.delete_model(request, obj)
+        with transaction.atomic():  # the deletions and their audit rows, all or nothing
+            for obj in queryset:  # one row per deleted object, as for a single deletion
+                self.delete_model(request, obj)
 
 
 @admin.register(User)
-class AuditedUserAdmin(PowerLimitedMixin, AuditedAdminMixin, UserAdmin):
+class AuditedUserAdmin(ServiceAdminMixin, PowerLimitedMixin, AuditedAdminMixin, UserAdmin):
     audit_prefix = "user"
 
     def within_power(self, actor: Any, obj: Any) -> bool:
@@ -185,7 +188,7 @@ class AuditedUserAdmin(PowerLimitedMixin, AuditedAdminMixin, UserAdmin):
 
 
 @admin.register(Group)
-class AuditedGroupAdmin(PowerLimitedMixin, AuditedAdminMixin, GroupAdmin):
+class AuditedGroupAdmin(ServiceAdminMixin, PowerLimitedMixin, AuditedAdminMixin, GroupAdmin):
     audit_prefix = "group"
 
     def within_power(self, actor: Any, obj: Any) -> bool:

@@ -1,7 +1,8 @@
 """Request context: a request id and the client IP, for logs, audit rows and responses.
 
 The same middleware counts every response it returns in `valhalla_http_responses_total`, by
-method, status class and view (the resolved URL's name; never the path, which is unbounded).
+method, status class and view (the resolved URL's name; never the path, which is unbounded),
+and the 429s and 503s per minute for the dashboard's charts (`valhalla_ops.trend`).
 """
 
 import re
@@ -14,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from prometheus_client import Counter
 
-from valhalla_ops import context, metrics
+from valhalla_ops import context, metrics, trend
 from valhalla_ops.net import client_ip
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -67,6 +68,9 @@ class RequestContextMiddleware:
             child = metrics.http_responses.labels(method, f"{status // 100}xx", view)
             self.children[key] = child
         child.inc()
+        if status in trend.STATUSES:  # the dashboard's charts of refused requests
+            trend.record(status)
+        trend.maybe_flush()
 
 
 def view_before_resolution(request: HttpRequest, status: int) -> str:

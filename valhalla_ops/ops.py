@@ -19,8 +19,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException, PermissionDenied
 
 from valhalla_ops import metrics, registry
-from valhalla_ops.audit import Actor, describe_actor, record_change, redact
-from valhalla_ops.exceptions import Forbidden
+from valhalla_ops.audit import Actor, describe_actor, keep_refusal, record_change, redact
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,7 @@ def run_action(*, actor: Actor, action: str, params: dict[str, Any]) -> Any:
     except APIException as error:
         metrics.admin_ops.labels(action, "refused").inc()
         with transaction.atomic():
-            if isinstance(error, Forbidden) and error.audit:
-                record_change(**error.audit)  # the action's rollback took the first one
+            keep_refusal(error)  # the action's rollback took the first one
             _announce(
                 actor, action, entry, params, outcome="refused", error=error_text(error.detail)
             )

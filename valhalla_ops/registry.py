@@ -91,6 +91,16 @@ class DashboardSection:
 
 
 @dataclass(frozen=True)
+class DashboardChart:
+    """A small chart on the admin index: `collect()` returns the last hour, one value a minute,
+    oldest first (60 values)."""
+
+    title: str
+    collect: Callable[[], list[int]]
+    order: int = 100
+
+
+@dataclass(frozen=True)
 class GaugeSource:
     """A gauge read at scrape time: `collect()` returns (label values, value) pairs."""
 
@@ -111,9 +121,14 @@ retention_categories: Registry[RetentionCategory] = Registry("retention category
 export_job_types: Registry[ExportJobType] = Registry("export job type")
 # Admin index boxes: name -> DashboardSection.
 dashboard_sections: Registry[DashboardSection] = Registry("dashboard section")
+# Admin index charts of the last hour: name -> DashboardChart.
+dashboard_charts: Registry[DashboardChart] = Registry("dashboard chart")
 # Prometheus gauges read at scrape time: name (without the valhalla_ prefix) -> GaugeSource.
 gauges: Registry[GaugeSource] = Registry("gauge")
 # The notify app's emit_event, for events the base itself raises (admin ops executions).
 event_emitter: Registry[Callable[..., Any]] = Registry("event emitter")
 # Readiness checks: name -> callable() -> None (raises when not ready).
 readiness_checks: Registry[Callable[[], object]] = Registry("readiness check")
+# Why admin forms are shown disabled now: name -> callable(request) -> explanation, or None
+# when writes are allowed (the maintenance app registers the read-only/maintenance mode).
+admin_lockdowns: Registry[Callable[[Any], str | None]] = Registry("admin lockdown")

@@ -245,7 +245,10 @@ LOG_LEVEL = env.log_level("LOG_LEVEL", default=logging.INFO)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request": {"()": "valhalla_ops.logfilter.RequestContextFilter"}},
+    "filters": {
+        "request": {"()": "valhalla_ops.logfilter.RequestContextFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client_ip)s] "
@@ -257,10 +260,20 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "plain",
             "filters": ["request"],
-        }
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's own console handler (DEBUG only) would print every django.* record a second
+        # time beside the root's: its records reach the console through the root only.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 # Background worker: seconds to sleep when every queue is empty.

@@ -36,3 +36,4 @@ handler500 = "valhalla_ops.exceptions.handler500"
 admin.site.site_header = "Valhalla Ops"
 admin.site.site_title = "Valhalla Ops"
 admin.site.index_title = "Operations console"
+admin.site.site_url = "/api/docs/"  # "View site": the API the console operates

@@ -25,13 +25,18 @@ def test_adding_a_client_shows_the_key_once_and_not_in_messages(admin_client_log
             "expires_at_0": "",
             "expires_at_1": "",
         },
+        follow=True,
     )
 
     client = ApiClient.objects.get(name="Tyr")
     page = response.content.decode()
     shown = page.split('<code class="api-key">')[1].split("</code>")[0]
     assert response.status_code == 200
+    assert response.redirect_chain[0][1] == 302  # POST, redirect, GET: a reload posts nothing
     assert "no-store" in response["Cache-Control"]
+    reloaded = admin_client_logged_in.get(response.request["PATH_INFO"]).content.decode()
+    assert shown not in reloaded
+    assert "shown once already" in reloaded
     assert keys.hash_key(shown) == client.key_hash
     assert all(shown not in str(message) for message in get_messages(response.wsgi_request))
     change_page = admin_client_logged_in.get(
@@ -86,6 +91,7 @@ def test_rotate_action_shows_each_new_key(admin_client_logged_in, make_api_clien
     response = admin_client_logged_in.post(
         reverse("admin:clients_apiclient_changelist"),
         {"action": "rotate_keys", "_selected_action": [first.pk, second.pk]},
+        follow=True,
     )
 
     page = response.content.decode()

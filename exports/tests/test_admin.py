@@ -30,7 +30,8 @@ def test_changelist_with_filters(staff, make_job):
 def test_add_goes_through_the_service(staff, staff_user):
     data = {
         "job_type": "audit_log_export",
-        "filter_params": '{"start_date": "2024-01-01", "end_date": "2024-01-31"}',
+        "param_start_date": "2024-01-01",
+        "param_end_date": "2024-01-31",
         "requested_by": "admin@example.com",
     }
 
@@ -44,12 +45,17 @@ def test_add_goes_through_the_service(staff, staff_user):
 
 
 def test_add_shows_filter_param_errors(staff):
-    data = {"job_type": "audit_log_export", "filter_params": '{"start_date": "soon"}'}
+    data = {
+        "job_type": "audit_log_export",
+        "param_start_date": "2024-02-01",
+        "param_end_date": "2024-01-31",
+    }
 
     response = staff.post(f"{URL}add/", data)
 
     assert response.status_code == 200
-    assert "start_date" in str(response.context["adminform"].form.errors["filter_params"])
+    errors = response.context["adminform"].form.errors
+    assert errors["param_end_date"] == ["end_date must be on or after start_date."]
     assert not ExportJob.objects.exists()
 
 

@@ -132,6 +132,8 @@ def test_admin_browser_gets_an_html_page(staff_user, set_maintenance_mode):
     assert response["Content-Type"].startswith("text/html")
     assert READ_ONLY_BODY["detail"] in response.content.decode()
     assert response["Retry-After"] == "300"
+    assert "No end is scheduled" in response.content.decode()
+    assert '<span class="retry-after">300</span>' in response.content.decode()
 
 
 def test_admin_without_html_accept_gets_json(staff_user, set_maintenance_mode):

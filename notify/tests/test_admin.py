@@ -26,14 +26,17 @@ def channel_form(**overrides) -> dict:
         "target": "https://hooks.example.com/valhalla",
         "active": "on",
         "description": "",
-        "events": '["maintenance.*"]',
+        "events": ["maintenance.*"],
     } | overrides
 
 
 def test_adding_a_channel_shows_its_secret_once_and_audits(staff):
-    response = staff.post(reverse("admin:notify_notificationchannel_add"), channel_form())
+    response = staff.post(
+        reverse("admin:notify_notificationchannel_add"), channel_form(), follow=True
+    )
 
     assert response.status_code == 200
+    assert response.redirect_chain[0][1] == 302
     channel = NotificationChannel.objects.get(name="ops-hook")
     assert channel.secret in response.content.decode()
     assert "no-store" in response["Cache-Control"]
@@ -93,6 +96,7 @@ def test_rotate_secrets_action_shows_the_new_secret(staff, make_channel):
     response = staff.post(
         reverse("admin:notify_notificationchannel_changelist"),
         {"action": "rotate_secrets", "_selected_action": [channel.pk]},
+        follow=True,
     )
 
     channel.refresh_from_db()
