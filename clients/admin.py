@@ -8,6 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from clients import services
 from clients.models import ApiClient
 from valhalla_ops.admin_pages import show_once
+from valhalla_ops.writeguard import contain
+
+# Incident containment: these actions stay available in a lockdown to holders of the
+# containment permission (the shield lets the list's POST reach this view).
+CONTAINMENT_ACTIONS = frozenset({"deactivate_clients", "rotate_keys"})
 
 
 class ApiClientForm(forms.ModelForm):
@@ -41,6 +46,14 @@ class ApiClientAdmin(admin.ModelAdmin):
     filter_horizontal = ["groups"]
     date_hierarchy = "created_at"
     actions = ["activate_clients", "deactivate_clients", "rotate_keys"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and request.POST.get("action") in CONTAINMENT_ACTIONS:
+            with contain(request):
+                return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)
 
     def save_model(
         self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool

@@ -12,7 +12,7 @@ from maintenance import services, state
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
 from maintenance.serializers import MaintenanceStateSetSerializer
 from valhalla_ops.audit import Actor
-from valhalla_ops.ops import OpsAction
+from valhalla_ops.ops import ALLOW, OpsAction
 from valhalla_ops.registry import DashboardSection
 
 CHANGE_PERM = "maintenance.change_maintenancestate"
@@ -72,6 +72,7 @@ ACTIONS = {
         set_maintenance_mode,
         'Switch the maintenance mode: params {"mode": "normal|read_only|maintenance", "reason"}.',
         mutating=True,
+        lockdown=ALLOW,  # whoever may change the mode may always change it back
     ),
 }
 

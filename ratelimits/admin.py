@@ -3,10 +3,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from ratelimits import services
+from ratelimits.containment import contain_change
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
+from valhalla_ops.writeguard import contain
 
 RULE_FIELDS = ["scope", "key", "window_seconds", "max_requests", "enabled", "description"]
 
@@ -37,13 +39,28 @@ class RateLimitRuleAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["enable_rules", "disable_rules", "snapshot_counters"]
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, object] | None = None,
+    ) -> HttpResponse:
+        """In a lockdown, adding a rule or tightening one contains an incident: allowed to
+        holders of the containment permission (save_model refuses a loosening change)."""
+        if request.method == "POST":
+            with contain(request):
+                return super().changeform_view(request, object_id, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(
         self, request: HttpRequest, obj: RateLimitRule, form: forms.ModelForm, change: bool
     ) -> None:
         data = {name: form.cleaned_data[name] for name in RULE_FIELDS}
         if change:
             stored = RateLimitRule.objects.get(pk=obj.pk)  # obj already carries the form's values
-            services.update_rule(actor=request.user, rule=stored, **data)
+            with contain_change(request, stored, data):
+                services.update_rule(actor=request.user, rule=stored, **data)
             return
         obj.pk = services.create_rule(actor=request.user, **data).pk
 

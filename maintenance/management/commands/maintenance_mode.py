@@ -3,8 +3,9 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from maintenance import services
+from maintenance.inflight import wait_for_writes
 from maintenance.models import Mode
-from maintenance.state import publish
+from maintenance.state import StateNotPublished, publish
 from valhalla_ops.principals import command_actor
 
 
@@ -14,17 +15,50 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("mode", nargs="?", help=f"Switch to this mode: {services.VALID_MODES}.")
         parser.add_argument("--reason", default="", help="Why (stored and audited).")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="After leaving normal mode, return once no write admitted in normal mode is "
+            "still running (fail after SECONDS).",
+        )
 
-    def handle(self, *args: object, mode: str | None, reason: str, **options: object) -> None:
+    def handle(
+        self, *args: object, mode: str | None, reason: str, wait: float | None, **options: object
+    ) -> None:
         if mode is None:
-            state = services.read_state()
-            publish()  # also refreshes the shared cache, e.g. after a database restore
-            self.stdout.write(f"mode: {state.mode}")
-            self.stdout.write(f"reason: {state.reason or '-'}")
-            self.stdout.write(f"since: {state.since.isoformat() if state.since else '-'}")
-            self.stdout.write(f"changed by: {state.changed_by or '-'}")
+            self.show()
             return
         if mode not in Mode.values:
             raise CommandError(services.unknown_mode_message(mode))
-        state = services.set_mode(actor=command_actor("maintenance_mode"), mode=mode, reason=reason)
+        if wait is not None and wait < 0:
+            raise CommandError("--wait needs a number of seconds (0 or more).")
+        before = services.read_state()
+        try:
+            state = services.set_mode(
+                actor=command_actor("maintenance_mode"), mode=mode, reason=reason
+            )
+        except StateNotPublished as error:
+            raise CommandError(str(error.detail)) from error
         self.stdout.write(f"maintenance mode is now {state.mode}")
+        if wait is not None and before.mode == Mode.NORMAL and mode != Mode.NORMAL:
+            self.wait_for(before.version, wait)
+
+    def wait_for(self, version: int, timeout: float) -> None:
+        if not wait_for_writes(version, timeout=timeout):
+            raise CommandError(
+                f"Writes admitted in normal mode were still running after {timeout:g} s."
+            )
+        self.stdout.write("no write admitted in normal mode is still running")
+
+    def show(self) -> None:
+        state = services.read_state()
+        try:
+            publish(force=True)  # also refreshes Redis, e.g. after a database restore
+        except StateNotPublished as error:
+            raise CommandError(str(error.detail)) from error
+        self.stdout.write(f"mode: {state.mode}")
+        self.stdout.write(f"reason: {state.reason or '-'}")
+        self.stdout.write(f"since: {state.since.isoformat() if state.since else '-'}")
+        self.stdout.write(f"changed by: {state.changed_by or '-'}")
