@@ -24,6 +24,8 @@ migrate: install
 superuser: migrate
 	@$(BIN)/python manage.py ensure_superuser
 
+# gunicorn.conf.py: without REDIS_URL one process with threads (exact rate limits and
+# maintenance switches in one process); with REDIS_URL two processes sharing Redis.
 run: migrate superuser
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import status
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MAX_WINDOWS = 20
 _NORMAL = Mode.NORMAL.value  # a plain str: enum attribute access costs on the hot path
+_ROW_SQL = f"SELECT version, mode FROM {MaintenanceState._meta.db_table} WHERE id = %s"
 
 
 class StateUnavailable(RuntimeError):
@@ -270,11 +271,9 @@ def _judge_with_redis() -> WriteJudgement:
 
 
 def _judge_with_database() -> StateSnapshot:
-    row = (
-        MaintenanceState.objects.filter(pk=MaintenanceState.SINGLETON_ID)
-        .values_list("version", "mode")
-        .first()
-    )
+    with connection.cursor() as cursor:  # plain SQL: the ORM would cost more than the query
+        cursor.execute(_ROW_SQL, [MaintenanceState.SINGLETON_ID])
+        row = cursor.fetchone()
     version, mode = row if row is not None else (0, _NORMAL)
     held = _local.snapshot
     if held is not None and (held.version, held.mode) == (version, mode):

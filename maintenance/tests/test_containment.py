@@ -319,6 +319,23 @@ def test_ops_containment_runs_in_normal_mode_without_it(ops_runner_without_conta
     assert leaked.active is False
 
 
+def test_ops_block_needs_the_permission_to_add_rules(make_api_client):
+    group = Group.objects.create(name="ops-only")
+    group.permissions.add(Permission.objects.get(codename="run_admin_ops"))
+    _client, key = make_api_client(name="ops-only", groups=("ops-only",))
+    caller = APIClient()
+    caller.credentials(HTTP_X_API_KEY=key)
+
+    response = caller.post(
+        "/admin/ops/",
+        {"action": "block", "params": {"scope": "ip", "key": "192.0.2.1"}},
+        format="json",
+    )
+
+    assert response.status_code == 403
+    assert not RateLimitRule.objects.exists()
+
+
 def test_ops_containment_needs_the_clients_permission(make_api_client, leaked):
     group = Group.objects.create(name="ops-only")
     group.permissions.add(Permission.objects.get(codename="run_admin_ops"))
