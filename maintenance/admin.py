@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from maintenance import services
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
+from maintenance.state import StateNotPublished
 from valhalla_ops.exceptions import ServiceError
 
 
@@ -106,14 +107,19 @@ class MaintenanceStateAdmin(admin.ModelAdmin):
             if form is None:
                 raise PermissionDenied
             if form.is_valid():
-                state = services.set_mode(actor=request.user, **form.cleaned_data)
-                self.message_user(
-                    request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS
-                )
+                self.switch(request, form.cleaned_data)
                 return HttpResponseRedirect(request.path)
         return TemplateResponse(
             request, "admin/maintenance/state.html", self.page_context(request, form)
         )
+
+    def switch(self, request: HttpRequest, data: dict[str, Any]) -> None:
+        try:
+            state = services.set_mode(actor=request.user, **data)
+        except StateNotPublished as error:  # saved, but other processes may not know yet
+            self.message_user(request, str(error.detail), messages.ERROR)
+            return
+        self.message_user(request, f"Maintenance mode is now {state.mode}.", messages.SUCCESS)
 
     def page_context(self, request: HttpRequest, form: forms.Form | None) -> dict[str, Any]:
         state = services.read_state()

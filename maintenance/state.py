@@ -140,6 +140,7 @@ class _LocalCopy:
 
 
 _local = _LocalCopy()
+_unpublished = False  # a publish from this process failed: the worker retries it
 
 
 def load_from_database() -> StateSnapshot:
@@ -287,7 +288,9 @@ def clear_local() -> None:
 
 
 def forget() -> None:
-    """Forget this process's copy and the Redis entry (tests)."""
+    """Forget this process's copy, a failed publish, and the Redis entry (tests)."""
+    global _unpublished
+    _unpublished = False
     clear_local()
     shared.delete()
 
@@ -297,6 +300,7 @@ def publish(*, force: bool = False) -> StateSnapshot:
 
     An older version never replaces a newer one (`force` does, after a database restore).
     """
+    global _unpublished
     snapshot = load_from_database()
     if shared.configured():
         try:
@@ -306,8 +310,19 @@ def publish(*, force: bool = False) -> StateSnapshot:
                 "maintenance state: could not publish version %s: %s", snapshot.version, error
             )
             _local.offer(snapshot, force=force)
+            _unpublished = True
             raise StateNotPublished() from error
+    _unpublished = False
     return _local.offer(snapshot, force=force)
+
+
+def publish_if_behind() -> int:
+    """Publish again after a failed publish in this process (the worker calls it each loop)."""
+    if not _unpublished:
+        return 0
+    publish()
+    logger.info("maintenance state: published after an earlier failure")
+    return 1
 
 
 def publish_on_commit() -> None:

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from maintenance import shared, state
+from maintenance import shared, state, worker
 from maintenance.models import MaintenanceState
 from valhalla_ops.writeguard import write_allowed
 
@@ -91,3 +91,58 @@ def test_the_shield_marks_admin_pages_it_judged_in_a_lockdown(staff_user, set_ma
     assert response.wsgi_request.lockdown_mode == "read_only"  # type: ignore[attr-defined]
     assert write_allowed(response.wsgi_request, containment=True) is True
     assert write_allowed(response.wsgi_request) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_page_says_when_the_switch_was_not_published(staff_user, settings):
+    settings.CACHES = DEAD_REDIS
+    browser = Client()
+    browser.force_login(staff_user)
+
+    response = browser.post(
+        "/admin/maintenance/maintenancestate/", {"mode": "read_only", "reason": "x"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "could not be published to Redis" in response.content.decode()
+    assert MaintenanceState.objects.get().mode == "read_only"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_publishes_a_switch_that_redis_missed(shared_redis, settings):
+    location = shared_redis["LOCATION"]
+    settings.CACHES = DEAD_REDIS
+    with pytest.raises(CommandError):
+        call_command("maintenance_mode", "read_only", stdout=StringIO())
+    settings.CACHES = {"default": {**shared_redis, "LOCATION": location}}
+
+    handled = worker.run_windows()
+
+    assert handled == 1
+    assert shared.read()["mode"] == "read_only"  # type: ignore[index]
+    assert worker.run_windows() == 0  # published: nothing more to do
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_window_start_is_in_redis_when_the_worker_step_returns(shared_redis, redis_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from maintenance import services as maintenance_services
+    from valhalla_ops.principals import SYSTEM
+
+    now = timezone.now()
+    maintenance_services.create_window(
+        actor=SYSTEM, starts_at=now - timedelta(seconds=1), ends_at=now + timedelta(hours=1)
+    )
+
+    worker.run_windows()
+    state.clear_local()  # another process
+
+    assert shared.read()["mode"] == "maintenance"  # type: ignore[index]
+    judgement = state.judge_write()
+    assert judgement is not None
+    assert judgement.state.mode == "maintenance"
