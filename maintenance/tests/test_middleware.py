@@ -357,3 +357,30 @@ def test_backstop_is_not_installed_in_normal_mode():
 
     assert response.status_code == 200
     assert response.json()["wrappers"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("mode", ["normal", "read_only"])
+def test_warm_reads_cost_no_query_and_no_redis_command(
+    shared_redis, set_maintenance_mode, settings, django_assert_num_queries, monkeypatch, mode
+):
+    import redis.connection
+
+    settings.MAINTENANCE_STATE_CACHE_SECONDS = 60
+    set_maintenance_mode(mode)
+    client = Client()
+    client.get("/healthz")
+    sent: list[object] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(conn, command, check_health=True):
+        sent.append(command)
+        return original(conn, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert sent == []
