@@ -3,9 +3,11 @@
 import pytest
 
 from clients.models import ApiClient
+from maintenance import services
 from maintenance.models import MaintenanceState
 from ratelimits.models import RateLimitRule
 from valhalla_ops.models import SystemLog
+from valhalla_ops.principals import SYSTEM
 from valhalla_ops.tests.browser import (  # noqa: F401
     browser_fixture,
     make_staff_fixture,
@@ -56,7 +58,7 @@ def test_emergency_lockdown_in_the_admin(page, staff_login, make_api_client):
 
 def test_an_operator_cannot_add_a_rule_in_the_admin_during_read_only(page, staff_login):
     staff_login("helper", groups=("ops-operator",))
-    MaintenanceState.objects.create(mode="read_only", version=1)
+    services.set_mode(actor=SYSTEM, mode="read_only", reason="EMERGENCY")  # commits, publishes
 
     add_rule(page, key="198.51.100.24")
 

@@ -7,7 +7,8 @@ from clients.models import ApiClient
 from ratelimits.models import RateLimitRule
 from valhalla_ops.models import SystemLog
 
-pytestmark = pytest.mark.django_db
+# Committed for real: a switch publishes to Redis when it commits, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BLOCK = {"scope": "ip", "key": "198.51.100.23", "max_requests": 1, "window_seconds": 3600}
 
