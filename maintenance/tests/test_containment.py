@@ -31,7 +31,7 @@ RULE: dict[str, Any] = {
 
 @pytest.fixture
 def leaked(make_api_client):
-    client, _key = make_api_client(name="leaked", groups=("ops-viewer",))
+    client, _key = make_api_client(name="leaked")  # in no group: anyone may act on it
     return client
 
 
