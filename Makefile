@@ -31,6 +31,8 @@ port-free:
 	@$(PYTHON_FOR_CHECKS) -c 'import socket, sys; host, port = sys.argv[1], int(sys.argv[2]); family = socket.AF_INET6 if ":" in host else socket.AF_INET; s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port))' "$(HOST)" "$(PORT)" 2>/dev/null \
 	  || { echo "port $(PORT) is busy, use \`make run PORT=$$(( $(PORT) + 1 ))\`" >&2; exit 1; }
 
+# gunicorn.conf.py: without REDIS_URL one process with threads (exact rate limits and
+# maintenance switches in one process); with REDIS_URL two processes sharing Redis.
 run: port-free migrate superuser
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"

@@ -26,9 +26,28 @@ def _int_from_env(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
+def _workers_and_threads() -> tuple[int, int]:
+    """With Redis: 2 worker processes by default, sharing state and counters through Redis.
+
+    Without Redis (the embedded default) the maintenance state and the rate-limit counters
+    live in one process, so exactly one serves, with threads: a second process would count
+    alone and could miss a mode switch's in-flight writes.
+    """
+    if os.environ.get("REDIS_URL"):
+        return _int_from_env("WEB_CONCURRENCY", 2, minimum=1), _int_from_env(
+            "GUNICORN_THREADS", 1, minimum=1
+        )
+    processes = _int_from_env("WEB_CONCURRENCY", 1, minimum=1)
+    if processes != 1:
+        raise SystemExit(
+            f"WEB_CONCURRENCY={processes} needs REDIS_URL: without Redis one process serves "
+            "(raise GUNICORN_THREADS instead)"
+        )
+    return 1, _int_from_env("GUNICORN_THREADS", 8, minimum=1)
+
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = _int_from_env("WEB_CONCURRENCY", 2, minimum=1)
-threads = _int_from_env("GUNICORN_THREADS", 1, minimum=1)
+workers, threads = _workers_and_threads()
 timeout = _int_from_env("GUNICORN_TIMEOUT", 30, minimum=1)
 graceful_timeout = 20
 keepalive = 5

@@ -10,6 +10,11 @@ from clients import services
 from clients.models import ApiClient
 from valhalla_ops.admin_pages import ServiceAdminMixin
 from valhalla_ops.exceptions import Forbidden
+from valhalla_ops.writeguard import contain
+
+# Incident containment: these actions stay available in a lockdown to holders of the
+# containment permission (the shield lets the list's POST reach this view).
+CONTAINMENT_ACTIONS = frozenset({"deactivate_clients", "rotate_keys"})
 
 
 class ApiClientForm(forms.ModelForm):
@@ -82,6 +87,13 @@ class ApiClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
             services.check_power(actor=request.user, client=client, verb=verb)
         except Forbidden as error:
             raise PermissionDenied(str(error.detail)) from None
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and request.POST.get("action") in CONTAINMENT_ACTIONS:
+            with contain(request):
+                return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)
 
     def save_model(
         self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool

@@ -8,12 +8,17 @@ class ClientsConfig(AppConfig):
     verbose_name = "API clients"
 
     def ready(self) -> None:
-        from clients import schema, snapshot  # noqa: F401  (schema registers the OpenAPI extension)
+        from clients import ops, schema, snapshot  # noqa: F401  (schema: the OpenAPI extension)
         from clients.models import ApiClient
-        from valhalla_ops import registry, roles
+        from valhalla_ops import registry, roles, writeguard
         from valhalla_ops.metrics import count_gauge
 
         roles.grant("clients", operator=["apiclient"])
+        for name, action in ops.ACTIONS.items():
+            registry.ops_actions.register(name, action)
+        # Incident containment in a lockdown: the view decides (valhalla_ops.writeguard).
+        writeguard.defer_to_view("POST", r"^/system/clients/[^/]+/(deactivate|rotate)/?$")
+        writeguard.defer_to_view("POST", r"^/admin/clients/apiclient/$")  # the list's actions
         registry.snapshot_sections.register("clients", snapshot.clients_section)
         registry.dashboard_sections.register(
             "clients", registry.DashboardSection("API clients", snapshot.dashboard_rows, order=30)

@@ -17,6 +17,7 @@ from clients.serializers import (
     ApiClientWithKeySerializer,
 )
 from valhalla_ops.idempotency import idempotent
+from valhalla_ops.writeguard import contain
 
 
 class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -62,17 +63,19 @@ class ApiClientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(request=None, responses=ApiClientSerializer)
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: str | None = None) -> Response:
-        client = services.deactivate_client(actor=request.user, client=self.get_object())
+        with contain(request):  # allowed in a lockdown to holders of the containment permission
+            client = services.deactivate_client(actor=request.user, client=self.get_object())
         return Response(ApiClientSerializer(client).data)
 
     @extend_schema(request=ApiClientRotateSerializer, responses=ApiClientWithKeySerializer)
     @action(detail=True, methods=["post"])
     @idempotent
     def rotate(self, request: Request, pk: str | None = None) -> Response:
-        serializer = ApiClientRotateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        grace = timedelta(seconds=serializer.validated_data["grace_seconds"])
-        client, raw_key = services.rotate_client(
-            actor=request.user, client=self.get_object(), grace=grace
-        )
+        with contain(request):  # allowed in a lockdown to holders of the containment permission
+            serializer = ApiClientRotateSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            grace = timedelta(seconds=serializer.validated_data["grace_seconds"])
+            client, raw_key = services.rotate_client(
+                actor=request.user, client=self.get_object(), grace=grace
+            )
         return Response(ApiClientWithKeySerializer(client, context={"api_key": raw_key}).data)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from maintenance import services
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
+from maintenance.state import StateNotPublished
 from valhalla_ops.admin_pages import ServiceAdminMixin, is_refusal, refusal_errors
 from valhalla_ops.exceptions import ServiceError
 
@@ -115,6 +116,9 @@ class MaintenanceStateAdmin(ServiceAdminMixin, admin.ModelAdmin):
             if form.is_valid():
                 try:
                     state = services.set_mode(actor=request.user, **form.cleaned_data)
+                except StateNotPublished as error:  # saved, but other processes may not know yet
+                    self.message_user(request, str(error.detail), messages.ERROR)
+                    return HttpResponseRedirect(request.path)
                 except Exception as error:
                     if not is_refusal(error):
                         raise

@@ -12,7 +12,11 @@ class MaintenanceConfig(AppConfig):
 
         # Windows are admin models too: a window switches the mode at its start, so whoever
         # may schedule one may change the mode.
-        roles.grant("maintenance", admin=["maintenancestate", "maintenancewindow"])
+        roles.grant(
+            "maintenance",
+            admin=["maintenancestate", "maintenancewindow"],
+            admin_codenames=["contain_incident"],  # valhalla_ops.writeguard.CONTAIN_PERM
+        )
         for name, action in ops.ACTIONS.items():
             registry.ops_actions.register(name, action)
         registry.snapshot_sections.register("maintenance", ops.snapshot_section)

@@ -1,14 +1,18 @@
 """The read-only shield (PACK UJ): writes get 503 while the system is not in normal mode.
 
-- The mode comes from `maintenance.state.current_state()` (cached: no query on a normal
-  request). If it cannot be read, writes are refused and reads pass.
-- What must stay writable is exempt (see `is_exempt`), so nobody is locked out.
+- A read is judged by the cached state (no query on a normal read). A write (an unsafe
+  method) is judged by the authoritative state (`maintenance.state.judge_write`: one Redis
+  round trip, or a primary-key read without Redis), so a switch is seen by every process
+  before it returns. If the state cannot be read, writes are refused and reads pass.
+- What must stay writable is exempt by path alone (`is_exempt`), so nobody is locked out.
+- Some writes are decided by their view, after DRF has authenticated the caller and parsed
+  the body (`valhalla_ops.writeguard.defer_to_view`: admin ops, incident containment). The
+  shield never reads a body.
 - Database backstop: while the mode is not normal, a non-exempt request runs with a
-  connection execute wrapper that refuses INSERT/UPDATE/DELETE (outside
-  `valhalla_ops.writeguard.bookkeeping()`); the refusal becomes the shield's 503.
+  connection execute wrapper that refuses INSERT/UPDATE/DELETE outside a write permit
+  (`valhalla_ops.writeguard`); the refusal becomes the shield's 503.
 """
 
-import json
 import logging
 import math
 import re
@@ -18,18 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import RawPostDataException
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from maintenance.models import Mode
-from maintenance.state import StateSnapshot, StateUnavailable, current_state
-from valhalla_ops import registry
+from maintenance.state import StateSnapshot, StateUnavailable, current_state, judge_write
 from valhalla_ops.metrics import shield_blocked
-from valhalla_ops.writeguard import is_bookkeeping
+from valhalla_ops.writeguard import WriteBlocked, is_bookkeeping, is_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,9 @@ MESSAGES = {
 # The maintenance API and admin (state and windows), sign-in, health checks.
 EXEMPT_PREFIXES = ("/system/maintenance/", "/admin/maintenance/", "/admin/login/", "/admin/logout/")
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/healthz/", "/readyz/", "/metrics/"})
-OPS_PATHS = frozenset({"/admin/ops", "/admin/ops/"})
-STATE_ACTIONS = frozenset({"set_maintenance_mode", "get_maintenance_state"})
 WRITE_SQL = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE|MERGE|TRUNCATE)\b", re.IGNORECASE)
 
-
-class WriteBlocked(Exception):
-    """An ORM write from a non-exempt request while the system is not in normal mode."""
+__all__ = ["ReadOnlyShieldMiddleware", "WriteBlocked", "shield_response"]
 
 
 class ReadOnlyShieldMiddleware:
@@ -59,21 +56,33 @@ class ReadOnlyShieldMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        state = read_state()
-        if state is not None and state.is_normal:
-            return self.get_response(request)
+        if request.method in SAFE_METHODS:
+            return self.read(request)
+        judgement = judge_write()
+        if judgement is not None and judgement.state.is_normal:
+            try:
+                return self.get_response(request)
+            finally:
+                judgement.done()  # a switch waiting for the writes of the old mode
+        state = judgement.state if judgement is not None else None
         if is_exempt(request):
             return self.get_response(request)
-        if request.method not in SAFE_METHODS:
-            return shield_response(request, state)
-        if state is None:
+        if is_deferred(request.method or "", request.path_info):
+            return self.guarded(request, state)  # the view decides, with the backstop on
+        return shield_response(request, state)
+
+    def read(self, request: HttpRequest) -> HttpResponse:
+        state = read_state()
+        if state is None or state.is_normal or is_exempt(request):
             return self.get_response(request)  # state unknown: reads pass
         return self.guarded(request, state)
 
-    def guarded(self, request: HttpRequest, state: StateSnapshot) -> HttpResponse:
+    def guarded(self, request: HttpRequest, state: StateSnapshot | None) -> HttpResponse:
         """Run the request with the database backstop on every connection."""
-        guard = WriteGuard(state.mode, request.path_info)
+        mode = state.mode if state is not None else UNKNOWN
+        guard = WriteGuard(mode, request.path_info)
         request._maintenance_state = state  # type: ignore[attr-defined]
+        request.lockdown_mode = mode  # type: ignore[attr-defined]
         with ExitStack() as stack:
             for conn in connections.all():
                 stack.enter_context(conn.execute_wrapper(guard))
@@ -89,7 +98,7 @@ class ReadOnlyShieldMiddleware:
 
 
 class WriteGuard:
-    """A connection execute wrapper that refuses writes, except system bookkeeping."""
+    """A connection execute wrapper that refuses writes outside a write permit."""
 
     def __init__(self, mode: str, path: str) -> None:
         self.mode = mode
@@ -115,29 +124,12 @@ def read_state() -> StateSnapshot | None:
 
 
 def is_exempt(request: HttpRequest) -> bool:
-    """Requests that stay writable in every mode."""
+    """Requests that stay writable in every mode, judged by the path alone."""
     path = request.path_info
     if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
         return True
     extra = tuple(prefix for prefix in settings.MAINTENANCE_EXEMPT_PATHS if prefix)
-    if extra and path.startswith(extra):
-        return True
-    return path in OPS_PATHS and request.method == "POST" and _is_exempt_ops_action(request)
-
-
-def _is_exempt_ops_action(request: HttpRequest) -> bool:
-    """Admin ops: changing or reading the state, and actions that change nothing."""
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, RequestDataTooBig, RawPostDataException, OSError):
-        return False
-    action = body.get("action") if isinstance(body, dict) else None
-    if not isinstance(action, str):
-        return False
-    if action in STATE_ACTIONS:
-        return True
-    entry = registry.ops_actions.get(action)
-    return entry is not None and not entry.mutating
+    return bool(extra) and path.startswith(extra)
 
 
 def retry_after(state: StateSnapshot | None) -> int:

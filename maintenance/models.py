@@ -119,12 +119,24 @@ class MaintenanceState(models.Model):
         editable=False,
         help_text="When the 'not normal for long' alert fired.",
     )
+    version = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Grows with every change of the state or the windows (microseconds since the "
+        "epoch, or one more than before): no process keeps an older state over a newer one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         verbose_name = "maintenance state"
+        permissions = [
+            (
+                "contain_incident",
+                "Can contain an incident while the system is read-only or in maintenance",
+            )
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(id=1), name="maintenancestate_singleton"),
             models.CheckConstraint(

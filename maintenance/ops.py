@@ -12,7 +12,7 @@ from maintenance import services, state
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode
 from maintenance.serializers import MaintenanceStateSetSerializer
 from valhalla_ops.audit import Actor
-from valhalla_ops.ops import RUN_ADMIN_OPS, VIEW_ADMIN_OPS, OpsAction
+from valhalla_ops.ops import ALLOW, RUN_ADMIN_OPS, VIEW_ADMIN_OPS, OpsAction
 from valhalla_ops.registry import DashboardSection
 
 CHANGE_PERM = "maintenance.change_maintenancestate"
@@ -75,6 +75,7 @@ ACTIONS = {
         'Switch the maintenance mode: params {"mode": "normal|read_only|maintenance", "reason"}.',
         mutating=True,
         permission=(RUN_ADMIN_OPS, CHANGE_PERM),
+        lockdown=ALLOW,  # whoever may change the mode may always change it back
     ),
 }
 

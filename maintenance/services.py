@@ -7,14 +7,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from maintenance.models import MaintenanceState, MaintenanceWindow, Mode, WindowMode
-from maintenance.state import publish_on_commit
+from maintenance.state import next_version, publish_on_commit
 from notify.services import emit_event
 from valhalla_ops.audit import Actor, describe_actor, record_change
 from valhalla_ops.exceptions import ServiceError
 
 VALID_MODES = ", ".join(Mode.values)
 WINDOW_FIELDS = {"starts_at", "ends_at", "description", "active", "mode"}
-STATE_FIELDS = ["mode", "reason", "changed_by", "window", "since", "alerted_at", "updated_at"]
+STATE_FIELDS = [
+    "mode",
+    "reason",
+    "changed_by",
+    "window",
+    "since",
+    "alerted_at",
+    "version",
+    "updated_at",
+]
 
 
 def unknown_mode_message(mode: object) -> str:
@@ -57,6 +66,14 @@ def locked_state() -> MaintenanceState:
     return MaintenanceState.objects.select_for_update().get(pk=MaintenanceState.SINGLETON_ID)
 
 
+def bump_version() -> None:
+    """A new version of the state (its windows are part of it), published on commit."""
+    state = locked_state()
+    state.version = next_version(state.version)
+    state.save(update_fields=["version"])
+    publish_on_commit()
+
+
 @transaction.atomic
 def set_mode(
     *,
@@ -77,6 +94,7 @@ def set_mode(
     state.mode, state.reason, state.window = mode, reason, window
     state.changed_by = describe_actor(actor)[2][:150]
     state.alerted_at = None
+    state.version = next_version(state.version)
     state.save(update_fields=STATE_FIELDS)
     record_change(
         actor=actor,
@@ -136,7 +154,7 @@ def create_window(
         after=window_snapshot(window),
         message=f"Maintenance window #{window.pk} scheduled",
     )
-    publish_on_commit()  # the shield's Retry-After reads the windows from the cached state
+    bump_version()  # the shield's Retry-After reads the windows from the cached state
     return window
 
 
@@ -172,5 +190,5 @@ def update_window(*, actor: Actor, window: MaintenanceWindow, **fields: Any) -> 
         before=before,
         after=window_snapshot(window),
     )
-    publish_on_commit()
+    bump_version()
     return window

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from maintenance import services
+from maintenance import services, state
 from maintenance.models import STRENGTH, MaintenanceState, MaintenanceWindow, Mode
 from notify.services import emit_event
 from valhalla_ops.audit import record_change
@@ -27,8 +27,11 @@ BATCH = 20
 def run_windows() -> int:
     """Start due windows, end finished ones, alert on a long non-normal mode; items handled."""
     now = timezone.now()
+    # A switch this process could not publish to Redis (it was down) is published again first.
+    published = state.publish_if_behind()
     # Starts first: when one window ends as another begins, the mode passes straight over.
-    return start_due_windows(now) + end_due_windows(now) + alert_if_not_normal_for_long(now)
+    handled = start_due_windows(now) + end_due_windows(now) + alert_if_not_normal_for_long(now)
+    return published + handled
 
 
 def window_reason(window: MaintenanceWindow) -> str:

@@ -3,13 +3,15 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from ratelimits import services
+from ratelimits.containment import contain_change
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
 from valhalla_ops.admin_pages import ServiceAdminMixin
+from valhalla_ops.writeguard import contain, containment_allowed
 
 SNAPSHOT_FIELDS = (
     "rule",
@@ -54,13 +56,32 @@ class RateLimitRuleAdmin(ServiceAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["enable_rules", "disable_rules", "snapshot_counters"]
 
+    def lockdown_allows(self, request: HttpRequest, obj: RateLimitRule | None) -> bool:
+        """The rule form stays usable in a lockdown for those who may contain an incident."""
+        return containment_allowed(request.user)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, object] | None = None,
+    ) -> HttpResponse:
+        """In a lockdown, adding a rule or tightening one contains an incident: allowed to
+        holders of the containment permission (save_model refuses a loosening change)."""
+        if request.method == "POST":
+            with contain(request):
+                return super().changeform_view(request, object_id, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(
         self, request: HttpRequest, obj: RateLimitRule, form: forms.ModelForm, change: bool
     ) -> None:
         data = {name: form.cleaned_data[name] for name in RULE_FIELDS}
         if change:
             stored = RateLimitRule.objects.get(pk=obj.pk)  # obj already carries the form's values
-            services.update_rule(actor=request.user, rule=stored, **data)
+            with contain_change(request, stored, data):
+                services.update_rule(actor=request.user, rule=stored, **data)
             return
         obj.pk = services.create_rule(actor=request.user, **data).pk
 

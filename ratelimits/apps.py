@@ -7,9 +7,9 @@ class RatelimitsConfig(AppConfig):
     verbose_name = "Rate limits"
 
     def ready(self) -> None:
-        from ratelimits import dashboard, services
+        from ratelimits import dashboard, ops, services
         from ratelimits.models import RateLimitRule, RateLimitSnapshot
-        from valhalla_ops import registry, roles
+        from valhalla_ops import registry, roles, writeguard
         from valhalla_ops.metrics import count_gauge
         from valhalla_ops.ops import OpsAction
 
@@ -28,6 +28,12 @@ class RatelimitsConfig(AppConfig):
                 mutating=True,
             ),
         )
+        for name, action in ops.ACTIONS.items():
+            registry.ops_actions.register(name, action)
+        # Incident containment in a lockdown: the view decides (valhalla_ops.writeguard).
+        writeguard.defer_to_view("POST", r"^/system/ratelimits/rules/?$")
+        writeguard.defer_to_view("PATCH", r"^/system/ratelimits/rules/[^/]+/?$")
+        writeguard.defer_to_view("POST", r"^/admin/ratelimits/ratelimitrule/(add|[^/]+/change)/$")
         registry.retention_categories.register(
             "ratelimit_snapshots",
             registry.RetentionCategory(

@@ -4,6 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ratelimits import services
+from ratelimits.containment import contain_change
 from ratelimits.filters import RateLimitRuleFilter, RateLimitSnapshotFilter
 from ratelimits.models import RateLimitRule, RateLimitSnapshot
 from ratelimits.serializers import (
@@ -13,6 +14,7 @@ from ratelimits.serializers import (
 )
 from valhalla_ops.idempotency import idempotent
 from valhalla_ops.pagination import SnapshotPagination
+from valhalla_ops.writeguard import contain
 
 
 class RateLimitRuleViewSet(
@@ -25,9 +27,10 @@ class RateLimitRuleViewSet(
     @extend_schema(request=RateLimitRuleCreateSerializer, responses={201: RateLimitRuleSerializer})
     @idempotent
     def create(self, request: Request) -> Response:
-        serializer = RateLimitRuleCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        rule = services.create_rule(actor=request.user, **serializer.validated_data)
+        with contain(request):  # a new rule contains an incident: allowed in a lockdown
+            serializer = RateLimitRuleCreateSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            rule = services.create_rule(actor=request.user, **serializer.validated_data)
         return Response(RateLimitRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RateLimitRuleCreateSerializer, responses=RateLimitRuleSerializer)
@@ -43,10 +46,13 @@ class RateLimitRuleViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request: Request, *, partial: bool) -> Response:
-        rule = self.get_object()
-        serializer = RateLimitRuleCreateSerializer(rule, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        rule = services.update_rule(actor=request.user, rule=rule, **serializer.validated_data)
+        with contain(request):  # in a lockdown: only for the containment permission
+            rule = self.get_object()
+            serializer = RateLimitRuleCreateSerializer(rule, data=request.data, partial=partial)
+            serializer.is_valid(raise_exception=True)
+            changes = serializer.validated_data
+            with contain_change(request, rule, changes):  # and only to enable or tighten
+                rule = services.update_rule(actor=request.user, rule=rule, **changes)
         return Response(RateLimitRuleSerializer(rule).data)
 
 

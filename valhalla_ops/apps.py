@@ -7,10 +7,13 @@ class ValhallaOpsConfig(AppConfig):
     verbose_name = "Valhalla Ops"
 
     def ready(self) -> None:
-        from valhalla_ops import dashboard, idempotency, ops, registry, roles, trend
+        from valhalla_ops import dashboard, idempotency, ops, registry, roles, trend, writeguard
 
         ops.register_builtin_actions()
         registry.worker_steps.register("idempotency_keys", idempotency.purge_expired_keys)
+        # In a lockdown the ops view decides, once the caller is authenticated and the body
+        # parsed: reads, the mode switch and containment run, the rest gets the shield's 503.
+        writeguard.defer_to_view("POST", r"^/admin/ops/?$")
         registry.dashboard_sections.register(
             "audit", registry.DashboardSection("Audit log", dashboard.audit_rows, order=900)
         )

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.db import models, transaction
 
-from valhalla_ops import context
+from valhalla_ops import context, writeguard
 from valhalla_ops.exceptions import Forbidden
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import ServicePrincipal, SystemActor
@@ -55,6 +55,9 @@ def record_change(
         raise RuntimeError("record_change() must run inside the transaction of the change")
     actor_type, actor_id, actor_name = describe_actor(actor)
     request = context.current()
+    permit = writeguard.current_permit()
+    if permit is not None and permit.kind == writeguard.CONTAINMENT:
+        context_data = {**(context_data or {}), "during_mode": permit.mode}
     row = SystemLog.objects.create(
         level=level,
         category=action.split(".", 1)[0],

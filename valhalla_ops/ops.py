@@ -6,10 +6,16 @@ An action takes `actor` and `params` as keyword arguments and returns JSON-able 
 raises `ServiceError` (or DRF's `ValidationError`) for bad params. `params` names a DRF
 serializer that types the params (the action then gets the validated data), and
 `permission` the permissions a caller needs (by default `run_admin_ops`, the ops-admin's).
+
+While the system is read-only or in maintenance (`lockdown`): actions that change nothing
+run, an action registered with `lockdown=ALLOW` runs (the mode switch), one registered with
+`lockdown=CONTAIN` runs for holders of the containment permission, and every other one gets
+the shield's 503. The view decides, after authentication and parsing (`lockdown_permit`).
 """
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +24,13 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, PermissionDenied
 
-from valhalla_ops import metrics, registry
+from valhalla_ops import metrics, registry, writeguard
 from valhalla_ops.audit import Actor, describe_actor, keep_refusal, record_change, redact
 
 logger = logging.getLogger(__name__)
+
+ALLOW = "allow"  # runs in every mode (the mode switch)
+CONTAIN = "contain"  # incident containment: runs in a lockdown for the containment permission
 
 
 NON_FIELD = "non_field_errors"
@@ -36,6 +45,7 @@ class OpsAction:
     mutating: bool = False
     permission: str | tuple[str, ...] = RUN_ADMIN_OPS
     params: type[serializers.Serializer] | None = None
+    lockdown: str = ""  # "" (runs in a lockdown only if not mutating), ALLOW or CONTAIN
 
     @property
     def permissions(self) -> tuple[str, ...]:
@@ -52,6 +62,24 @@ class OpsAction:
         serializer = self.params(data=params)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+
+def lockdown_permit(request: Any, action: str) -> AbstractContextManager[None]:
+    """Where `action` may run in the mode the shield judged `request` under.
+
+    Normal mode: anywhere. In a lockdown: the write permit the action needs; raises
+    `WriteBlocked` (the shield's 503) when it may not run now.
+    """
+    if writeguard.lockdown_mode(request) is None:
+        return nullcontext()
+    entry = registry.ops_actions.get(action)
+    if entry is None:
+        return nullcontext()  # run_action reports the unknown action; nothing runs
+    if entry.lockdown == CONTAIN:
+        return writeguard.contain(request)
+    if entry.lockdown == ALLOW or not entry.mutating:
+        return writeguard.exempt(request)
+    raise writeguard.refuse(request)
 
 
 class UnknownAction(LookupError):

@@ -46,7 +46,8 @@ class AdminOpsView(APIView):
         serializer.is_valid(raise_exception=True)
         action, params = serializer.validated_data["action"], serializer.validated_data["params"]
         try:
-            data = ops.run_action(actor=request.user, action=action, params=params)
+            with ops.lockdown_permit(request, action):  # read-only / maintenance mode
+                data = ops.run_action(actor=request.user, action=action, params=params)
         except ops.UnknownAction:
             known = ", ".join(sorted(ops.registry.ops_actions.names()))
             return _result(action, error=f"Unknown action {action!r}. Known: {known}.", code=400)

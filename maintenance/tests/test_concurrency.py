@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.utils import timezone
 
 from maintenance import services, state, worker
+from maintenance import shared as redis_state
 from maintenance.models import MaintenanceState, MaintenanceWindow
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import SYSTEM
@@ -68,7 +68,9 @@ def test_concurrent_mode_changes_leave_one_row_and_a_consistent_history(postgres
     assert services.state_snapshot(final) == logs[-1].after
     assert state.current_state().reason == final.reason  # the last publish won locally
     if shared == "redis":
-        assert caches["default"].get(state.shared_key())["reason"] == final.reason
+        stored = redis_state.read()
+        assert stored is not None
+        assert stored["reason"] == final.reason
 
 
 def test_concurrent_workers_start_and_end_a_window_exactly_once(postgres, settings):

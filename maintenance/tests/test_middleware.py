@@ -7,7 +7,7 @@ from typing import TypedDict
 import pytest
 from django.test import Client
 
-from maintenance import state
+from maintenance import shared, state
 from maintenance.models import MaintenanceWindow
 from maintenance.services import create_window
 from valhalla_ops import registry
@@ -175,9 +175,24 @@ def test_warm_shield_costs_no_query(
 
     with django_assert_num_queries(0):
         health = client.get("/healthz")
+    # A write reads the singleton row by primary key, or asks Redis instead when it is set.
+    with django_assert_num_queries(0 if shared.configured() else 1):
         refused = client.post("/system/clients/", {}, content_type="application/json")
 
     assert health.status_code == 200
+    assert refused.status_code == 503
+
+
+@pytest.mark.redis
+def test_with_redis_a_write_is_judged_without_a_query(
+    shared_redis, set_maintenance_mode, django_assert_num_queries
+):
+    set_maintenance_mode("read_only")
+    client = Client()
+
+    with django_assert_num_queries(0):  # one Redis round trip instead
+        refused = client.post("/system/clients/", {}, content_type="application/json")
+
     assert refused.status_code == 503
 
 
@@ -262,12 +277,13 @@ def test_admin_ops_other_mutating_actions_are_refused(
 
 
 @pytest.mark.parametrize("body", ["{not json", json.dumps(["set_maintenance_mode"]), "\xff"])
-def test_admin_ops_with_a_bad_body_is_not_exempt(ops_admin, set_maintenance_mode, body):
+def test_admin_ops_with_a_bad_body_is_a_400_and_runs_nothing(ops_admin, set_maintenance_mode, body):
     set_maintenance_mode("read_only")
 
     response = ops_admin.post("/admin/ops/", body, content_type="application/json")
 
-    assert response.status_code == 503
+    assert response.status_code == 400
+    assert state.current_mode() == "read_only"
 
 
 @pytest.mark.parametrize("path", ["/admin/login/", "/admin/logout/"])
@@ -346,3 +362,30 @@ def test_backstop_is_not_installed_in_normal_mode():
 
     assert response.status_code == 200
     assert response.json()["wrappers"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("mode", ["normal", "read_only"])
+def test_warm_reads_cost_no_query_and_no_redis_command(
+    shared_redis, set_maintenance_mode, settings, django_assert_num_queries, monkeypatch, mode
+):
+    import redis.connection
+
+    settings.MAINTENANCE_STATE_CACHE_SECONDS = 60
+    set_maintenance_mode(mode)
+    client = Client()
+    client.get("/healthz")
+    sent: list[object] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(conn, command, check_health=True):
+        sent.append(command)
+        return original(conn, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert sent == []

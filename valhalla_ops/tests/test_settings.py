@@ -327,7 +327,11 @@ def test_gunicorn_config_refuses_a_web_concurrency_that_is_not_a_number():
 
 def test_gunicorn_reads_valid_values():
     result = gunicorn_check(
-        WEB_CONCURRENCY="3", GUNICORN_THREADS="4", GUNICORN_TIMEOUT="60", GUNICORN_MAX_REQUESTS="0"
+        REDIS_URL="redis://127.0.0.1:6379/0",  # several processes share their state through it
+        WEB_CONCURRENCY="3",
+        GUNICORN_THREADS="4",
+        GUNICORN_TIMEOUT="60",
+        GUNICORN_MAX_REQUESTS="0",
     )
 
     assert result.returncode == 0, result.stderr
@@ -382,4 +386,32 @@ def test_a_bad_setting_stops_gunicorn_in_one_line():
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "Configuration error: Set the SECRET_KEY environment variable when DEBUG=0."
+    )
+
+
+def _printed(result: subprocess.CompletedProcess) -> dict[str, str]:
+    return dict(line.replace(" ", "").split("=", 1) for line in result.stdout.splitlines())
+
+
+def test_gunicorn_without_redis_serves_from_one_process_with_threads():
+    result = gunicorn_check()
+
+    assert result.returncode == 0, result.stderr
+    assert [_printed(result)[name] for name in ("workers", "threads")] == ["1", "8"]
+
+
+def test_gunicorn_with_redis_serves_from_two_processes():
+    result = gunicorn_check(REDIS_URL="redis://127.0.0.1:6379/0")
+
+    assert result.returncode == 0, result.stderr
+    assert [_printed(result)[name] for name in ("workers", "threads")] == ["2", "1"]
+
+
+def test_gunicorn_without_redis_refuses_several_processes():
+    result = gunicorn_check(WEB_CONCURRENCY="2")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "WEB_CONCURRENCY=2 needs REDIS_URL: without Redis one process serves "
+        "(raise GUNICORN_THREADS instead)"
     )
