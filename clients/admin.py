@@ -87,6 +87,7 @@ class ApiClientAdmin(ServiceAdminMixin, admin.ModelAdmin):
             services.check_power(actor=request.user, client=client, verb=verb)
         except Forbidden as error:
             raise PermissionDenied(str(error.detail)) from None
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, object] | None = None
     ) -> HttpResponse:

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from valhalla_ops import ops
+from valhalla_ops import ops, writeguard
 from valhalla_ops.filters import SystemLogFilter
 from valhalla_ops.idempotency import idempotent
 from valhalla_ops.models import SystemLog
@@ -53,8 +53,8 @@ class AdminOpsView(APIView):
             return _result(action, error=f"Unknown action {action!r}. Known: {known}.", code=400)
         except exceptions.APIException as error:
             return _result(action, error=ops.error_text(error.detail), code=error.status_code)
-        except DatabaseError:
-            raise  # the project's database-outage answer (503, Retry-After) applies
+        except (DatabaseError, writeguard.WriteBlocked):
+            raise  # the outage's or the shield's own 503 (with Retry-After) applies
         except Exception:
             logger.exception("admin ops action %s failed", action)
             return _result(action, error=ACTION_FAILED, code=500)

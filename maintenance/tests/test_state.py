@@ -92,17 +92,6 @@ def test_unreadable_state_is_reported_not_guessed(monkeypatch):
         state.current_state()
 
 
-def test_an_unreadable_state_is_not_remembered(monkeypatch, settings):
-    settings.MAINTENANCE_STATE_CACHE_SECONDS = 60
-    monkeypatch.setattr(state, "load_from_database", refuse_database)
-    with pytest.raises(state.StateUnavailable):
-        state.current_state()
-    monkeypatch.undo()
-
-    # The first read after the database returns sees the state, not the outage.
-    assert state.current_mode() == "normal"
-
-
 @pytest.mark.redis
 def test_shared_cache_serves_a_process_without_a_query(
     shared_redis, set_maintenance_mode, django_assert_num_queries
