@@ -22,10 +22,16 @@ class Command(BaseCommand):
                 "Use --dry-run to count, or switch back to normal mode."
             )
         actor = command_actor("purge_expired")
-        runs = [
-            purger.purge_policy(policy=policy, actor=actor, dry_run=dry_run, progress=self.batch)
-            for policy in policies
-        ]
+        runs = []
+        for policy in policies:
+            try:
+                runs.append(
+                    purger.purge_policy(
+                        policy=policy, actor=actor, dry_run=dry_run, progress=self.batch
+                    )
+                )
+            except purger.CategoryBusy as error:  # a worker is purging it: leave it to it
+                self.stderr.write(f"{policy.category}: skipped: {error}")
         for run in runs:
             self.summary(run)
         failed = [run.category for run in runs if run.status == PurgeRun.Status.FAILED]
@@ -53,6 +59,8 @@ class Command(BaseCommand):
     def summary(self, run: PurgeRun) -> None:
         verb = "would delete" if run.dry_run else "deleted"
         line = f"{run.category}: {verb} {run.deleted} row(s) older than {run.cutoff:%Y-%m-%d %H:%M}"
+        if run.cascaded:
+            line += f" (and {run.cascaded} cascaded row(s))"
         if run.status == PurgeRun.Status.FAILED:
             self.stderr.write(f"{line}; FAILED: {run.error}")
         else:
