@@ -307,7 +307,9 @@ RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000, validate=AT
 RETENTION_BATCH_MAX_SIZE = env.int(
     "RETENTION_BATCH_MAX_SIZE", default=200_000, validate=AT_LEAST_ONE
 )
-RETENTION_BATCH_SECONDS = env.float("RETENTION_BATCH_SECONDS", default=0.25, validate=Range(min=0.01))
+RETENTION_BATCH_SECONDS = env.float(
+    "RETENTION_BATCH_SECONDS", default=0.25, validate=Range(min=0.01)
+)
 # A running purge renews its claim on its category with every batch; a run whose worker stops
 # renewing for this long is marked interrupted, and the next run resumes it.
 RETENTION_LEASE_SECONDS = env.int("RETENTION_LEASE_SECONDS", default=60, validate=AT_LEAST_ONE)
