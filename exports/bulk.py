@@ -39,32 +39,41 @@ def _prefixes(vendor: str) -> str:
 
 def formula_safe(vendor: str, text: str) -> str:
     """A text expression with a leading ' when a spreadsheet would read it as a formula."""
-    first = f"left({text}, 1)" if vendor == "postgresql" else f"substr({text}, 1, 1)"
+    if vendor == "postgresql":
+        # ascii() is the first character's code; every formula prefix is below 65, so the
+        # common case (a letter) costs one comparison.
+        codes = ", ".join(str(ord(char)) for char in FORMULA_PREFIXES)
+        formula = f"ascii({text}) < 65 AND ascii({text}) IN ({codes})"
+        return f"CASE WHEN {formula} THEN '''' || {text} ELSE NULLIF({text}, '') END"
+    first = f"substr({text}, 1, 1)"
     return f"CASE WHEN {first} IN ({_prefixes(vendor)}) THEN '''' || {text} ELSE {text} END"
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
-PG_SECONDS = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-PG_HAS_FRACTION = "mod(extract(microseconds FROM {c})::bigint, 1000000) <> 0"
+PG_ISO = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS{fraction}')"
+PG_WHOLE_SECOND = "date_trunc('second', {c}) = {c}"
+
+
+def pg_iso(c: str, fraction: str) -> str:
+    """The UTC time in ISO 8601, with `fraction` (a to_char pattern) unless it is 0."""
+    whole = PG_ISO.format(c=c, fraction="")
+    part = PG_ISO.format(c=c, fraction=fraction)
+    return f"CASE WHEN {PG_WHOLE_SECOND.format(c=c)} THEN {whole} ELSE {part} END"
 
 
 def pg_csv_datetime(c: str) -> str:
     """datetime.isoformat() of the UTC time: microseconds only when there are some."""
-    seconds = PG_SECONDS.format(c=c)
-    fraction = f"CASE WHEN {PG_HAS_FRACTION.format(c=c)} THEN to_char({c}, '.US') ELSE '' END"
-    return f"{seconds} || {fraction} || '+00:00'"
+    return f"{pg_iso(c, '.US')} || '+00:00'"
 
 
 def pg_json_datetime(c: str) -> str:
     """DjangoJSONEncoder's form: milliseconds only when there are microseconds, and Z."""
-    seconds = PG_SECONDS.format(c=c)
-    fraction = f"CASE WHEN {PG_HAS_FRACTION.format(c=c)} THEN to_char({c}, '.MS') ELSE '' END"
-    return f"'\"' || {seconds} || {fraction} || 'Z\"'"
+    return f"""'"' || {pg_iso(c, ".MS")} || 'Z"'"""
 
 
 def pg_csv_json(c: str) -> str:
-    text = f"NULLIF({c} #>> '{{}}', '')"
+    text = f"({c} #>> '{{}}')"
     return (
         f"CASE jsonb_typeof({c}) WHEN 'string' THEN {formula_safe('postgresql', text)} "
         f"WHEN 'null' THEN NULL ELSE {c}::text END"
@@ -72,7 +81,7 @@ def pg_csv_json(c: str) -> str:
 
 
 PG_CSV: dict[str, Expression] = {
-    "text": lambda c: formula_safe("postgresql", f"NULLIF({c}::text, '')"),
+    "text": lambda c: formula_safe("postgresql", f"{c}::text"),
     "inet": lambda c: formula_safe("postgresql", f"host({c})"),
     "plain": lambda c: c,
     "bool": lambda c: f"CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END",

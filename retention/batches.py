@@ -19,6 +19,8 @@ from django.db import connections, models, transaction
 from django.db.models import sql
 from django.db.models.deletion import Collector
 
+GROWTH = 1.5  # the most a batch grows over the last one
+
 
 @dataclass
 class BatchSizer:
@@ -29,10 +31,11 @@ class BatchSizer:
     target: float
 
     def update(self, seconds: float) -> int:
-        """Aim at half the target (room for a slower batch); at most double, at least a quarter."""
-        aim = self.target / 2
-        factor = 2.0 if seconds <= 0 else min(2.0, max(0.25, aim / seconds))
-        self.size = max(1, min(self.max_size, int(self.size * factor)))
+        """Aim at a third of the target, so that a batch slower than the last (a busy moment)
+        still stays under it; grow by half at most, shrink to a quarter at least."""
+        aim = self.target / 3
+        factor = GROWTH if seconds <= 0 else min(GROWTH, max(0.25, aim / seconds))
+        self.size = max(1, min(self.max_size, round(self.size * factor)))
         return self.size
 
 

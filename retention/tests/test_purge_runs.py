@@ -57,27 +57,27 @@ def clock():
 
 
 def test_batch_sizer_grows_while_cheap_and_shrinks_when_slow():
-    sizer = batches.BatchSizer(size=1000, max_size=50_000, target=0.25)
+    sizer = batches.BatchSizer(size=1000, max_size=50_000, target=0.3)
 
     grown = [sizer.update(0.001) for _ in range(3)]
-    steady = sizer.update(0.125)
+    steady = sizer.update(0.1)
     shrunk = sizer.update(1.0)
-    halved = sizer.update(0.25)
+    halved = sizer.update(0.2)
 
-    assert grown == [2000, 4000, 8000]
-    assert steady == 8000  # at half the target: keep the size
-    assert shrunk == 2000  # four times too slow: a quarter
-    assert halved == 1000
-    assert [sizer.update(0.0) for _ in range(8)][-1] == 50_000  # never past the cap
+    assert grown == [1500, 2250, 3375]  # at most half again each time
+    assert steady == 3375  # at a third of the target: keep the size
+    assert shrunk == 844  # ten times too slow: a quarter, no less
+    assert halved == 422
+    assert [sizer.update(0.0) for _ in range(20)][-1] == 50_000  # never past the cap
 
 
 def test_purge_batches_follow_their_lock_time(clock, make_policy, settings, monkeypatch):
     settings.RETENTION_BATCH_SIZE = 10
-    settings.RETENTION_BATCH_SECONDS = 0.25
+    settings.RETENTION_BATCH_SECONDS = 0.3
     old_logs(200)
     policy = make_policy("audit_logs", 30)
-    # cheap, cheap, slow, then just at the aim (half the target)
-    seconds = itertools.chain([0.01, 0.01, 1.0], itertools.repeat(0.125))
+    # cheap, cheap, slow, then just at the aim (a third of the target)
+    seconds = itertools.chain([0.001, 0.001, 1.0], itertools.repeat(0.1))
     real = batches.fast_batch
 
     def timed(rows, *, after, size):
@@ -89,8 +89,9 @@ def test_purge_batches_follow_their_lock_time(clock, make_policy, settings, monk
 
     run = purger.purge_policy(policy=policy, actor=SYSTEM, progress=lambda r, n: sizes.append(n))
 
-    assert sizes == [10, 20, 40] + [10] * 13
-    assert (run.deleted, remaining_old()) == (200, 0)
+    assert sizes[:6] == [10, 15, 22, 6, 6, 6]
+    assert sum(sizes) == run.deleted == 200
+    assert remaining_old() == 0
 
 
 def test_each_batch_is_one_delete_statement(clock, make_policy, django_assert_num_queries):
