@@ -209,7 +209,7 @@ class SpooledFile(File):
     """The finished temporary file: a storage on the same disk moves it instead of copying."""
 
     def temporary_file_path(self) -> str:
-        return str(self.file.name)
+        return str(getattr(self.file, "name", ""))
 
 
 def write_export(job: ExportJob) -> tuple[str, int]:
