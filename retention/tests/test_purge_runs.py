@@ -440,3 +440,22 @@ def test_a_killed_worker_run_is_interrupted_and_resumed(postgres, make_policy, s
     assert remaining_old() == 0
     # The killed worker may have committed one last batch without recording it.
     assert total - 1 <= dead.deleted + resumed.deleted <= total
+
+
+def test_a_run_taken_over_stops_at_its_next_batch(clock, make_policy, settings, caplog):
+    settings.RETENTION_BATCH_SIZE = 2
+    settings.RETENTION_BATCH_MAX_SIZE = 2
+    make_policy("audit_logs", 30)
+    old_logs(6)
+
+    def taken_over(run, deleted):  # another worker marked it interrupted meanwhile
+        PurgeRun.objects.filter(pk=run.pk).update(status=PurgeRun.Status.INTERRUPTED)
+
+    claimed = purger.claim_next(actor=SYSTEM)
+    assert claimed is not None
+    run = purger.execute_run(claimed, actor=SYSTEM, progress=taken_over)
+
+    assert run.deleted == 4  # the batch in hand, then the renewal found the run gone
+    assert remaining_old() == 2
+    assert PurgeRun.objects.get().status == PurgeRun.Status.INTERRUPTED
+    assert "lost its lease" in caplog.text
