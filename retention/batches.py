@@ -6,13 +6,14 @@ size follows their cost: `BatchSizer` grows a batch while it is cheap and shrink
 holds its locks too long.
 
 A model whose rows Django can delete without looking at them (no cascades, no delete signals)
-loses each batch in one statement (`DELETE ... WHERE pk IN (SELECT ... LIMIT n)`, autocommit);
+loses each batch in one statement (`DELETE ... WHERE pk IN (SELECT ... LIMIT n)`);
 otherwise Django's collector deletes the batch and its cascades in one transaction, and the
-cascaded rows are counted apart.
+cascaded rows are counted apart. The run's progress is written in the batch's transaction.
 """
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connections, models, transaction
@@ -115,3 +116,22 @@ def delete_batch(rows: models.QuerySet, *, after: Any, size: int, fast: bool) ->
     if fast:
         return fast_batch(rows, after=after, size=size)
     return collector_batch(rows, after=after, size=size)
+
+
+def run_batch(
+    rows: models.QuerySet,
+    *,
+    after: Any,
+    size: int,
+    fast: bool,
+    record: Callable[[Batch], None],
+) -> Batch | None:
+    """Delete one batch and `record` it (the run's progress) in one transaction: both commit,
+    or neither. The batch's seconds are the transaction's: how long it held its locks."""
+    started = time.perf_counter()
+    with transaction.atomic(using=rows.db):
+        batch = delete_batch(rows, after=after, size=size, fast=fast)
+        if batch is None:
+            return None
+        record(batch)
+    return replace(batch, seconds=time.perf_counter() - started)

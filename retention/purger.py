@@ -85,21 +85,26 @@ def _delete_all(run: PurgeRun, rows: models.QuerySet, progress: Progress | None)
         target=settings.RETENTION_BATCH_SECONDS,
     )
     fast = batches.can_fast_delete(rows)
+
+    def record(batch: batches.Batch) -> None:
+        run.deleted += batch.deleted
+        run.cascaded += batch.cascaded
+        run.batches += 1
+        run.last_pk = batch.last_pk
+        renew(run)  # a run taken over raises here: its batch is rolled back
+
     while True:
         if not modes.purges_allowed():
             run.error = "Stopped early: the system left normal mode."
             return
         if stop_requested():
             raise Stopping
-        batch = batches.delete_batch(rows, after=run.last_pk, size=sizer.size, fast=fast)
+        batch = batches.run_batch(
+            rows, after=run.last_pk, size=sizer.size, fast=fast, record=record
+        )
         if batch is None:
             return
-        run.deleted += batch.deleted
-        run.cascaded += batch.cascaded
-        run.batches += 1
-        run.last_pk = batch.last_pk
         sizer.update(batch.seconds)
-        renew(run)
         if progress is not None:
             progress(run, batch.deleted)
 

@@ -78,13 +78,13 @@ def test_purge_batches_follow_their_lock_time(clock, make_policy, settings, monk
     policy = make_policy("audit_logs", 30)
     # cheap, cheap, slow, then just at the aim (a third of the target)
     seconds = itertools.chain([0.001, 0.001, 1.0], itertools.repeat(0.1))
-    real = batches.fast_batch
+    real = batches.run_batch
 
-    def timed(rows, *, after, size):
-        batch = real(rows, after=after, size=size)
+    def timed(rows, **kwargs):
+        batch = real(rows, **kwargs)
         return batch and batches.Batch(batch.deleted, 0, batch.last_pk, next(seconds))
 
-    monkeypatch.setattr(batches, "fast_batch", timed)
+    monkeypatch.setattr(batches, "run_batch", timed)
     sizes: list[int] = []
 
     run = purger.purge_policy(policy=policy, actor=SYSTEM, progress=lambda r, n: sizes.append(n))
@@ -211,7 +211,7 @@ def test_two_workers_purging_one_category_one_skips(make_policy, settings, monke
     old_logs(40, when=timezone.now() - timedelta(days=60))
     first_batch_done = threading.Event()
     other_worker_done = threading.Event()
-    real = batches.delete_batch
+    real = batches.run_batch
 
     def held(rows, **kwargs):
         batch = real(rows, **kwargs)
@@ -220,7 +220,7 @@ def test_two_workers_purging_one_category_one_skips(make_policy, settings, monke
             assert other_worker_done.wait(60)  # ...while the second worker runs its step
         return batch
 
-    monkeypatch.setattr(batches, "delete_batch", held)
+    monkeypatch.setattr(batches, "run_batch", held)
     results: dict[str, int] = {}
 
     def first() -> None:
@@ -438,8 +438,8 @@ def test_a_killed_worker_run_is_interrupted_and_resumed(postgres, make_policy, s
     assert dead.status == PurgeRun.Status.INTERRUPTED
     assert resumed.status == PurgeRun.Status.COMPLETED
     assert remaining_old() == 0
-    # The killed worker may have committed one last batch without recording it.
-    assert total - 1 <= dead.deleted + resumed.deleted <= total
+    # Each batch and its progress commit together: every deleted row is counted once.
+    assert dead.deleted + resumed.deleted == total
 
 
 def test_a_run_taken_over_stops_at_its_next_batch(clock, make_policy, settings, caplog):
@@ -455,7 +455,8 @@ def test_a_run_taken_over_stops_at_its_next_batch(clock, make_policy, settings, 
     assert claimed is not None
     run = purger.execute_run(claimed, actor=SYSTEM, progress=taken_over)
 
-    assert run.deleted == 4  # the batch in hand, then the renewal found the run gone
-    assert remaining_old() == 2
+    # The second batch's renewal found the run gone: that batch was rolled back.
+    assert run.deleted == 4
+    assert remaining_old() == 4
     assert PurgeRun.objects.get().status == PurgeRun.Status.INTERRUPTED
     assert "lost its lease" in caplog.text
