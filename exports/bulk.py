@@ -26,27 +26,18 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _prefixes(vendor: str) -> str:
-    """The formula prefixes as an SQL list: ('=', '+', ..., tab, carriage return)."""
-    chars = []
-    for char in FORMULA_PREFIXES:
-        if char.isprintable():
-            chars.append(_sql_string(char))
-        else:
-            chars.append(f"chr({ord(char)})" if vendor == "postgresql" else f"char({ord(char)})")
-    return ", ".join(chars)
-
-
 def formula_safe(vendor: str, text: str) -> str:
-    """A text expression with a leading ' when a spreadsheet would read it as a formula."""
-    if vendor == "postgresql":
-        # ascii() is the first character's code; every formula prefix is below 65, so the
-        # common case (a letter) costs one comparison.
-        codes = ", ".join(str(ord(char)) for char in FORMULA_PREFIXES)
-        formula = f"ascii({text}) < 65 AND ascii({text}) IN ({codes})"
-        return f"CASE WHEN {formula} THEN '''' || {text} ELSE NULLIF({text}, '') END"
-    first = f"substr({text}, 1, 1)"
-    return f"CASE WHEN {first} IN ({_prefixes(vendor)}) THEN '''' || {text} ELSE {text} END"
+    """A text expression with a leading ' when a spreadsheet would read it as a formula.
+
+    The first character's code (PostgreSQL ascii(), SQLite unicode()) is compared without a
+    substring; every formula prefix is below 65, so the common case (a letter) costs one
+    comparison.
+    """
+    first = f"ascii({text})" if vendor == "postgresql" else f"unicode({text})"
+    codes = ", ".join(str(ord(char)) for char in FORMULA_PREFIXES)
+    formula = f"{first} < 65 AND {first} IN ({codes})"
+    plain = f"NULLIF({text}, '')" if vendor == "postgresql" else text
+    return f"CASE WHEN {formula} THEN '''' || {text} ELSE {plain} END"
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -105,10 +96,12 @@ PG_JSON: dict[str, Expression] = {
 
 
 def sqlite_csv_json(c: str) -> str:
+    """Django stores JSON as json.dumps() text: only a string (a leading quote) needs
+    decoding; null is an empty cell; objects, arrays, numbers and booleans stay as stored."""
     text = f"json_extract({c}, '$')"
     return (
-        f"CASE json_type({c}) WHEN 'text' THEN {formula_safe('sqlite', text)} "
-        f"WHEN 'null' THEN NULL WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE {c} END"
+        f"CASE unicode({c}) WHEN 34 THEN {formula_safe('sqlite', text)} "
+        f"WHEN 110 THEN NULL ELSE {c} END"
     )
 
 
@@ -122,7 +115,7 @@ SQLITE_CSV: dict[str, Expression] = {
     "inet": lambda c: formula_safe("sqlite", c),
     "plain": lambda c: c,
     "bool": lambda c: f"CASE {c} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",
-    "datetime": lambda c: f"substr({c}, 1, 10) || 'T' || substr({c}, 12) || '+00:00'",
+    "datetime": lambda c: f"replace({c}, ' ', 'T') || '+00:00'",
     "date": lambda c: c,
     "json": sqlite_csv_json,
 }
