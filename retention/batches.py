@@ -71,20 +71,42 @@ def _delete_statement(rows: models.QuerySet) -> tuple[str, tuple[Any, ...]]:
     return statement, tuple(params)
 
 
+def _keys_statement(rows: models.QuerySet, *, after: Any, size: int) -> tuple[str, tuple[Any, ...]]:
+    ahead = rows if after is None else rows.filter(pk__gt=after)
+    keys = ahead.order_by("pk").values("pk")[:size]
+    statement, params = keys.query.get_compiler(rows.db).as_sql()
+    return statement, tuple(params)
+
+
+def pg_batch_statement(
+    rows: models.QuerySet, *, after: Any, size: int
+) -> tuple[str, tuple[Any, ...]]:
+    """PostgreSQL: `pk = ANY(ARRAY(SELECT ... LIMIT n))` makes the delete an index scan of the
+    batch's own keys (`IN (SELECT ...)` is planned as a scan of the whole table); the category's
+    conditions stay, checked on those rows only. One round trip also returns the count and the
+    last key."""
+    statement, params = _delete_statement(rows)
+    head, _, conditions = statement.partition(" WHERE ")
+    keys, key_params = _keys_statement(rows, after=after, size=size)
+    pk = connections[rows.db].ops.quote_name(rows.model._meta.pk.column)
+    delete = f"{head} WHERE ({conditions}) AND {pk} = ANY(ARRAY({keys}))"
+    return (
+        f"WITH gone AS ({delete} RETURNING {pk}) SELECT count(*), max({pk}) FROM gone",
+        params + key_params,
+    )
+
+
 def fast_batch(rows: models.QuerySet, *, after: Any, size: int) -> Batch | None:
     """One DELETE statement; None when nothing is left."""
-    statement, params = _delete_statement(next_rows(rows, after=after, size=size))
     connection = connections[rows.db]
     pk = connection.ops.quote_name(rows.model._meta.pk.column)
     started = time.perf_counter()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"WITH gone AS ({statement} RETURNING {pk}) SELECT count(*), max({pk}) FROM gone",
-                params,
-            )
+            cursor.execute(*pg_batch_statement(rows, after=after, size=size))
             count, last = cursor.fetchone()
         else:
+            statement, params = _delete_statement(next_rows(rows, after=after, size=size))
             cursor.execute(f"{statement} RETURNING {pk}", params)
             keys = [row[0] for row in cursor.fetchall()]
             count, last = len(keys), max(keys, default=None)
