@@ -35,6 +35,9 @@ class ExportJob(models.Model):
     )
     file = models.FileField(max_length=512, blank=True, default="", editable=False)
     row_count = models.PositiveIntegerField(null=True, blank=True)
+    rows_written = models.PositiveBigIntegerField(
+        default=0, help_text="Rows written so far: the progress of a running job."
+    )
     attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -17,6 +17,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "requested_by",
             "requested_by_actor",
             "row_count",
+            "rows_written",
             "attempts",
             "created_at",
             "updated_at",

@@ -241,6 +241,7 @@ def _claim_one(actor: Actor) -> ExportJob | None:
         started_at=now,
         locked_until=now + timedelta(seconds=settings.EXPORTS_LEASE_SECONDS),
         attempts=job.attempts + 1,
+        rows_written=0,
     )
 
 
@@ -262,6 +263,23 @@ def _fenced(job_id: int, attempt: int) -> ExportJob | None:
     return job
 
 
+def renew_export_lease(*, job_id: int, attempt: int, rows_written: int) -> bool | None:
+    """Extend a running job's lease and record its progress (bookkeeping: no audit row).
+
+    True when renewed; False when the claim is lost (the job finished, failed or was claimed
+    again); None when the job cannot be seen (not committed yet), so nothing is known.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.EXPORTS_LEASE_SECONDS)
+    with bookkeeping():
+        updated = ExportJob.objects.filter(
+            pk=job_id, status=Status.RUNNING, attempts=attempt
+        ).update(locked_until=now + lease, rows_written=rows_written, updated_at=now)
+    if updated:
+        return True
+    return False if ExportJob.objects.filter(pk=job_id).exists() else None
+
+
 def complete_export_run(
     *, actor: Actor, job_id: int, attempt: int, file_name: str, row_count: int
 ) -> ExportJob | None:
@@ -276,6 +294,7 @@ def complete_export_run(
             status=Status.COMPLETED,
             file=file_name,
             row_count=row_count,
+            rows_written=row_count,
             storage_url=download_path(job),
             completed_at=timezone.now(),
             locked_until=None,

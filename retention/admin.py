@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework import exceptions
 
 from retention import modes, purger, services
 from retention.models import DataRetentionPolicy, PurgeRun
@@ -76,13 +77,20 @@ class DataRetentionPolicyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         description="Purge now (expired rows of selected policies)", permissions=["delete"]
     )
     def purge_now(self, request: HttpRequest, queryset: QuerySet[DataRetentionPolicy]) -> None:
+        """Schedule a run per policy for the worker; the page returns at once."""
         if not modes.purges_allowed():
             self.message_user(
                 request, f"Purges are paused in {modes.current_mode()} mode.", messages.ERROR
             )
             return
         for policy in queryset.filter(enabled=True):
-            self._report(request, purger.purge_policy(policy=policy, actor=request.user), "deleted")
+            try:
+                run = services.schedule_purge(actor=request.user, policy=policy)
+            except exceptions.APIException as error:
+                self.message_user(request, f"{policy.category}: {error.detail}", messages.WARNING)
+                continue
+            text = f"{run.category}: purge scheduled (run #{run.pk}); the worker runs it next."
+            self.message_user(request, text, messages.SUCCESS)
 
     def _report(self, request: HttpRequest, run: PurgeRun, verb: str) -> None:
         if run.status == PurgeRun.Status.FAILED:
@@ -118,6 +126,7 @@ class PurgeRunAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "dry_run",
         "status",
         "deleted",
+        "cascaded",
         "batches",
         "cutoff",
         "triggered_by",

@@ -27,6 +27,7 @@ def register_categories() -> None:
             description="The purger's own records (PurgeRun); each purge also has an audit row.",
             queryset=PurgeRun.objects.all,
             date_field="started_at",
+            protected=PurgeRun.objects.active,
         ),
     ):
         registry.retention_categories.register(category.name, category)

@@ -8,7 +8,12 @@ from retention import modes
 from retention.models import DataRetentionPolicy, PurgeRun
 from valhalla_ops import registry
 
-LEVELS: dict[str, str] = {PurgeRun.Status.COMPLETED: "ok", PurgeRun.Status.RUNNING: "ok"}
+LEVELS: dict[str, str] = {
+    PurgeRun.Status.COMPLETED: "ok",
+    PurgeRun.Status.RUNNING: "ok",
+    PurgeRun.Status.SCHEDULED: "ok",
+    PurgeRun.Status.INTERRUPTED: "warning",
+}
 
 
 def last_runs() -> dict[str, PurgeRun]:

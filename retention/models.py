@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 
 class DataRetentionPolicyQuerySet(models.QuerySet["DataRetentionPolicy"]):
@@ -42,12 +42,27 @@ class PurgeRunQuerySet(models.QuerySet["PurgeRun"]):
     def since(self, moment: datetime) -> "PurgeRunQuerySet":
         return self.filter(started_at__gte=moment)
 
+    def active(self) -> "PurgeRunQuerySet":
+        """Real runs waiting for a worker or holding their category."""
+        return self.real().filter(status__in=PurgeRun.ACTIVE)
+
+    def lease_expired(self, now: datetime) -> "PurgeRunQuerySet":
+        """Running real runs whose worker stopped renewing the lease (it died)."""
+        return self.real().filter(status=PurgeRun.Status.RUNNING, locked_until__lt=now)
+
+    def resumable(self) -> "PurgeRunQuerySet":
+        """Interrupted runs that no later run has resumed yet."""
+        resumed = PurgeRun.objects.filter(resumes=OuterRef("pk"))
+        return self.real().filter(status=PurgeRun.Status.INTERRUPTED).exclude(Exists(resumed))
+
 
 class PurgeRun(models.Model):
     class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
         RUNNING = "running"
         COMPLETED = "completed"
         FAILED = "failed"
+        INTERRUPTED = "interrupted"
 
     category = models.CharField(max_length=128)
     dry_run = models.BooleanField(default=False)
@@ -56,7 +71,17 @@ class PurgeRun(models.Model):
     deleted = models.PositiveBigIntegerField(
         default=0, help_text="Rows deleted (for a dry run: rows that would be)."
     )
+    cascaded = models.PositiveBigIntegerField(
+        default=0, help_text="Rows of other tables deleted with them (cascades)."
+    )
     batches = models.PositiveIntegerField(default=0)
+    last_pk = models.JSONField(
+        null=True, blank=True, help_text="The highest primary key deleted so far (to resume)."
+    )
+    resumes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The interrupted run this run continues."
+    )
+    locked_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     triggered_by = models.CharField(max_length=150, blank=True, default="")
     started_at = models.DateTimeField()
@@ -65,15 +90,25 @@ class PurgeRun(models.Model):
 
     objects = PurgeRunQuerySet.as_manager()
 
+    ACTIVE = (Status.SCHEDULED, Status.RUNNING)
+
     class Meta:
         ordering = ["-started_at", "-id"]
         verbose_name = "purge run"
         indexes = [models.Index(fields=["category", "started_at"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["running", "completed", "failed"]),
+                condition=Q(
+                    status__in=["scheduled", "running", "completed", "failed", "interrupted"]
+                ),
                 name="purgerun_status_valid",
-            )
+            ),
+            # A category is purged by one run at a time, whichever worker or command runs it.
+            models.UniqueConstraint(
+                fields=["category"],
+                condition=Q(dry_run=False, status__in=["scheduled", "running"]),
+                name="purgerun_one_active_per_category",
+            ),
         ]
 
     def __str__(self) -> str:

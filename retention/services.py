@@ -1,13 +1,15 @@
 """Retention policies: one per registered category, created or updated by category, audited."""
 
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from retention.models import DataRetentionPolicy
+from retention.models import DataRetentionPolicy, PurgeRun
 from valhalla_ops import registry
-from valhalla_ops.audit import Actor, record_change
-from valhalla_ops.exceptions import ServiceError
+from valhalla_ops.audit import Actor, describe_actor, record_change
+from valhalla_ops.exceptions import Conflict, ServiceError
 from valhalla_ops.registry import RetentionCategory
 
 MAX_DAYS = 36500  # a hundred years: beyond it, datetime arithmetic overflows
@@ -111,3 +113,37 @@ def delete_policy(*, actor: Actor, policy: DataRetentionPolicy) -> None:
     """Stop purging the category altogether (disabling keeps the settings instead)."""
     record_change(actor=actor, action="retention.delete", target=policy, before=snapshot(policy))
     policy.delete()
+
+
+@transaction.atomic
+def schedule_purge(*, actor: Actor, policy: DataRetentionPolicy) -> PurgeRun:
+    """Queue a purge of the category for the worker ("purge now"); returns at once.
+
+    Conflict when a run of the category is already scheduled or running.
+    """
+    if not policy.enabled:
+        raise ServiceError(f"The {policy.category} policy is disabled: enable it first.")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run = PurgeRun.objects.create(
+                category=policy.category,
+                status=PurgeRun.Status.SCHEDULED,
+                cutoff=now - timedelta(days=policy.days_to_keep),
+                started_at=now,
+                triggered_by=describe_actor(actor)[2],
+            )
+    except IntegrityError:
+        active = PurgeRun.objects.active().filter(category=policy.category).first()
+        where = f" (run #{active.pk} is {active.status})" if active else ""
+        raise Conflict(
+            f"A purge of {policy.category} is already scheduled or running{where}."
+        ) from None
+    record_change(
+        actor=actor,
+        action="retention.schedule",
+        target=run,
+        message=f"Purge of {policy.category} scheduled",
+        after={"category": run.category, "status": run.status},
+    )
+    return run

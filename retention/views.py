@@ -28,6 +28,7 @@ class DataRetentionPolicyViewSet(
         # create-or-update: the caller must be allowed to do both
         "create": ["retention.add_dataretentionpolicy", "retention.change_dataretentionpolicy"],
         "runs": ["retention.view_dataretentionpolicy", "retention.view_purgerun"],
+        "purge": ["retention.delete_dataretentionpolicy"],
     }
 
     @extend_schema(
@@ -50,3 +51,16 @@ class DataRetentionPolicyViewSet(
         policy = self.get_object()
         page = self.paginate_queryset(PurgeRun.objects.filter(category=policy.category))
         return self.get_paginated_response(PurgeRunSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: PurgeRunSerializer},
+        description=(
+            "Purge now: schedule a run of the category for the worker and return at once "
+            "(202 with the scheduled run; 409 if a run is already scheduled or running)."
+        ),
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def purge(self, request: Request, category: str | None = None) -> Response:
+        run = services.schedule_purge(actor=request.user, policy=self.get_object())
+        return Response(PurgeRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -341,7 +341,19 @@ EXPORTS_CHUNK_SIZE = env.int("EXPORTS_CHUNK_SIZE", default=2000, validate=AT_LEA
 EXPORTS_MAX_ATTEMPTS = env.int("EXPORTS_MAX_ATTEMPTS", default=3, validate=Range(min=1))
 
 # --- retention ---------------------------------------------------------------------------
+# Purge batches are sized by time: the first batch deletes RETENTION_BATCH_SIZE rows, then each
+# batch is resized so that its lock time stays under RETENTION_BATCH_SECONDS (growing while it is
+# cheap, up to RETENTION_BATCH_MAX_SIZE rows).
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000, validate=AT_LEAST_ONE)
+RETENTION_BATCH_MAX_SIZE = env.int(
+    "RETENTION_BATCH_MAX_SIZE", default=200_000, validate=AT_LEAST_ONE
+)
+RETENTION_BATCH_SECONDS = env.float(
+    "RETENTION_BATCH_SECONDS", default=0.25, validate=Range(min=0.01)
+)
+# A running purge renews its claim on its category with every batch; a run whose worker stops
+# renewing for this long is marked interrupted, and the next run resumes it.
+RETENTION_LEASE_SECONDS = env.int("RETENTION_LEASE_SECONDS", default=60, validate=AT_LEAST_ONE)
 # The worker purges each category at most once per this many seconds (the command: on demand).
 RETENTION_INTERVAL_SECONDS = env.int(
     "RETENTION_INTERVAL_SECONDS", default=3600, validate=AT_LEAST_ONE

@@ -2,6 +2,7 @@ import pytest
 
 from retention import modes
 from retention.models import DataRetentionPolicy
+from valhalla_ops import worker
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +21,11 @@ def make_policy(db):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_request_left_over():
+    """A worker stopped by an earlier test leaves its stop flag set until the next run()."""
+    worker._stop_requested.clear()
+    yield
+    worker._stop_requested.clear()

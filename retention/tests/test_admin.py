@@ -4,7 +4,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from retention import dashboard
+from retention import dashboard, purger
 from retention.models import DataRetentionPolicy, PurgeRun
 from valhalla_ops import ops
 from valhalla_ops.models import SystemLog
@@ -85,8 +85,29 @@ def test_purge_now_action(staff, make_policy):
         URL, {"action": "purge_now", "_selected_action": [policy.pk]}, follow=True
     )
 
-    assert "audit_logs: deleted 1 row(s)" in messages_of(response)
+    run = PurgeRun.objects.get()
+    assert f"audit_logs: purge scheduled (run #{run.pk})" in messages_of(response)
+    assert run.status == PurgeRun.Status.SCHEDULED
+    # The page returned before the purge: the row is still there until the worker runs.
+    assert SystemLog.objects.filter(action="old.row").count() == 1
+
+    assert purger.run_retention() == 1
+
+    run.refresh_from_db()
+    assert (run.status, run.deleted) == (PurgeRun.Status.COMPLETED, 1)
     assert not SystemLog.objects.filter(action="old.row").exists()
+
+
+def test_purge_now_twice_reports_the_run_in_hand(staff, make_policy):
+    policy = make_policy("audit_logs", 30)
+    staff.post(URL, {"action": "purge_now", "_selected_action": [policy.pk]})
+
+    response = staff.post(
+        URL, {"action": "purge_now", "_selected_action": [policy.pk]}, follow=True
+    )
+
+    assert "already scheduled or running" in messages_of(response)
+    assert PurgeRun.objects.count() == 1
 
 
 def test_disable_action(staff, make_policy):

@@ -40,6 +40,7 @@ def clock():
 
 def test_purge_deletes_old_rows_in_batches(clock, make_policy, settings):
     settings.RETENTION_BATCH_SIZE = 10
+    settings.RETENTION_BATCH_MAX_SIZE = 10
     old = old_logs(25)
     recent = old_logs(3, when=NOW - timedelta(days=5))
     policy = make_policy("audit_logs", 30)

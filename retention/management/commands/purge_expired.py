@@ -32,10 +32,16 @@ class Command(OpsCommand):
             )
         actor = command_actor("purge_expired")
         progress = None if as_json else self.batch
-        runs = [
-            purger.purge_policy(policy=policy, actor=actor, dry_run=dry_run, progress=progress)
-            for policy in policies
-        ]
+        runs = []
+        for policy in policies:
+            try:
+                runs.append(
+                    purger.purge_policy(
+                        policy=policy, actor=actor, dry_run=dry_run, progress=progress
+                    )
+                )
+            except purger.CategoryBusy as error:  # a worker is purging it: leave it to it
+                self.stderr.write(f"{policy.category}: skipped: {error}")
         if as_json:
             self.write_json([run_data(run) for run in runs])
         else:
@@ -66,6 +72,8 @@ class Command(OpsCommand):
     def summary(self, run: PurgeRun) -> None:
         verb = "would delete" if run.dry_run else "deleted"
         line = f"{run.category}: {verb} {run.deleted} row(s) older than {run.cutoff:%Y-%m-%d %H:%M}"
+        if run.cascaded:
+            line += f" (and {run.cascaded} cascaded row(s))"
         if run.status == PurgeRun.Status.FAILED:
             self.stderr.write(f"{line}; FAILED: {run.error}")
         else:
