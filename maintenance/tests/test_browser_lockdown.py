@@ -60,7 +60,10 @@ def test_an_operator_cannot_add_a_rule_in_the_admin_during_read_only(page, staff
     staff_login("helper", groups=("ops-operator",))
     services.set_mode(actor=SYSTEM, mode="read_only", reason="EMERGENCY")  # commits, publishes
 
-    add_rule(page, key="198.51.100.24")
+    page.goto(f"{RULES_URL}add/")
 
-    assert "read-only mode" in page.content()
+    # The form is shown disabled with the reason, so nothing typed is lost to a refusal.
+    assert "read-only mode" in page.locator("#lockdown-notice").inner_text()
+    assert page.locator("#id_key").is_disabled()
+    assert page.locator("input[name=_save]").count() == 0
     assert not RateLimitRule.objects.exists()
