@@ -142,3 +142,45 @@ def test_grant_check_and_power_check_agree_on_groups(make_api_client):
     assert not services.holds_power_over(actor, admin_client)
     with pytest.raises(Exception, match="cannot grant group 'ops-admin'"):
         services.check_grantable(actor=actor, groups=[Group.objects.get(name="ops-admin")])
+
+
+@pytest.fixture
+def root_like_client(make_api_client) -> ApiClient:
+    """A client whose group gives a permission beyond ops-admin's (managing users)."""
+    from django.contrib.auth.models import Permission
+
+    group = Group.objects.create(name="user-managers")
+    group.permissions.add(Permission.objects.get(codename="change_user"))
+    client, _key = make_api_client(name="root-like", groups=("user-managers",))
+    return client
+
+
+@pytest.mark.parametrize("action", ["deactivate_client", "rotate_client"])
+def test_a_command_run_as_a_user_is_held_to_the_same_rule(
+    django_user_model, root_like_client, action
+):
+    from django.core.management import CommandError, call_command
+
+    user = django_user_model.objects.create(username="oncall", is_staff=True)
+    user.groups.add(Group.objects.get(name="ops-admin"))
+    key_hash = root_like_client.key_hash
+
+    with pytest.raises(CommandError, match="groups give permissions you do not hold"):
+        call_command("ops", action, "--param", f"client_id={root_like_client.pk}", "--as", "oncall")
+
+    root_like_client.refresh_from_db()
+    assert root_like_client.active
+    assert root_like_client.key_hash == key_hash
+    verb = action.split("_")[0]
+    assert SystemLog.objects.filter(action=f"clients.{verb}.refused", actor="oncall").count() == 1
+
+
+def test_an_ops_admin_action_is_held_to_the_rule_too(root_like_client, ops_admin):
+    body = {"action": "rotate_client", "params": {"client_id": root_like_client.pk}}
+
+    response = ops_admin.post("/admin/ops/", body, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["ok"] is False
+    assert "do not hold" in response.json()["error"]
+    assert SystemLog.objects.filter(action="clients.rotate.refused").count() == 1
