@@ -3,9 +3,10 @@
 The calling thread does every database query: it claims rows in large batches and records
 finished results in batches. NOTIFY_CONCURRENCY sender threads do the network, taking the
 next row they may start as soon as they are free, so the database's latency never idles a
-slot. A webhook or SMS is one task; the emails of one claim go out as one task over one SMTP
-connection. No channel has more than NOTIFY_CHANNEL_CONCURRENCY tasks running, so a slow
-receiver holds only its share of the slots and other channels keep their speed.
+slot. A webhook or SMS is one task; the emails of one claim go out in tasks of up to 32,
+each over one SMTP connection. No channel has more than NOTIFY_CHANNEL_CONCURRENCY tasks
+running, so a slow receiver holds only its share of the slots and other channels keep their
+speed.
 
 Deliveries may still be in flight when `run()` returns (the worker's other steps take their
 turn meanwhile): their results are recorded by the next `run()`, or by `finish()` when the
@@ -35,6 +36,7 @@ HOLD = 8  # rows claimed (running and waiting) per slot
 # A channel with SHARE times its cap in rows claimed gets no more until some are done; a row
 # that waits long behind a slow receiver has its lease renewed.
 SHARE = 8
+EMAILS_PER_CONNECTION = 32  # a claim's emails go out over one SMTP connection per 32
 
 Row = NotificationOutbox
 Result = tuple[Row, uuid.UUID, object]
@@ -70,7 +72,7 @@ class Pipeline:
 
     def run(self, *, limit: int) -> int:
         """Take on up to `limit` rows; returns how many. 0 means nothing due, nothing in flight."""
-        taken, drained = 0, False
+        taken, drained, nothing_due = 0, False, False
         self.failed, self.channels = set(), {}
         self.start_senders()
         while True:
@@ -80,21 +82,25 @@ class Pipeline:
             recently = time.monotonic() - self.last_round < POLL_SECONDS
             if self.round_due(hungry=taken < limit and not (drained and recently)):
                 self.record()
+                idle = self.idle()  # nothing claimed is left: no channel is excluded
                 self.renew_held()
                 room = min(HOLD * settings.NOTIFY_CONCURRENCY - self.load(), limit - taken)
                 claimed = self.claim(room) if room > 0 else 0
                 self.last_round = time.monotonic()
                 taken += claimed
                 drained = claimed < room
+                nothing_due = idle and drained
             with self.cond:
-                if not self.held and (taken >= limit or not self.busy):
-                    done = True
-                else:
-                    done = False
+                done = not self.held and (taken >= limit or (nothing_due and not self.busy))
+                if not done:
                     self.cond.wait(POLL_SECONDS if drained else ROUND_SECONDS)
             if done:
                 self.record()
                 return taken
+
+    def idle(self) -> bool:
+        with self.cond:
+            return not self.busy and not self.held and not self.finished
 
     def load(self) -> int:
         return sum(self.per_channel.values())
@@ -188,7 +194,7 @@ class Pipeline:
             if row.channel.channel_type == "email":
                 batch = [
                     r for r, t in self.held if t == token and r.channel.channel_type == "email"
-                ]
+                ][:EMAILS_PER_CONNECTION]
                 taken = {r.pk for r in batch}
                 self.held = [(r, t) for r, t in self.held if r.pk not in taken]
                 task = Task(batch, token, None)

@@ -139,7 +139,9 @@ class PeerInbox(Inbox):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_a_batch_of_emails_shares_one_smtp_connection(settings, make_channel, make_notification):
+def test_each_32_emails_of_a_batch_share_one_smtp_connection(
+    settings, make_channel, make_notification
+):
     inbox = PeerInbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -152,16 +154,16 @@ def test_a_batch_of_emails_shares_one_smtp_connection(settings, make_channel, ma
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     channel = make_channel(target="owner@example.com")
-    rows = [make_notification(channel=channel, subject=f"mail {i}") for i in range(25)]
+    rows = [make_notification(channel=channel, subject=f"mail {i}") for i in range(40)]
     try:
         dispatcher.dispatch_due()
     finally:
         controller.stop()
 
-    assert len(inbox.envelopes) == 25
-    assert len(set(inbox.peers)) == 1
+    assert len(inbox.envelopes) == 40
+    assert len(set(inbox.peers)) == 2  # 32 mails over one connection, 8 over another
     assert (
-        NotificationOutbox.objects.filter(pk__in=[r.pk for r in rows], status="sent").count() == 25
+        NotificationOutbox.objects.filter(pk__in=[r.pk for r in rows], status="sent").count() == 40
     )
 
 
@@ -261,3 +263,27 @@ def test_a_failed_row_is_not_taken_twice_in_one_turn(make_notification, monkeypa
     dispatcher.dispatch_due()
     row.refresh_from_db()
     assert (len(attempts), row.attempts) == (2, 2)
+
+
+def test_a_turn_starting_with_its_channel_full_still_drains_the_queue(
+    make_notification, make_channel, monkeypatch, settings
+):
+    settings.NOTIFY_CONCURRENCY, settings.NOTIFY_CHANNEL_CONCURRENCY = 2, 1  # a share of 8 rows
+    gate = threading.Semaphore(0)
+    monkeypatch.setattr(transports, "deliver", lambda notification, channel: gate.acquire())
+    channel = make_channel()  # email: a task carries up to 32 rows
+    for _ in range(60):
+        make_notification(channel=channel)
+
+    assert dispatcher.dispatch_due(limit=10) == 10  # ends with 10 emails in flight
+
+    def open_gate_later() -> None:  # once the next turn has found the channel full
+        time.sleep(0.3)
+        for _ in range(60):
+            gate.release()
+
+    threading.Thread(target=open_gate_later, daemon=True).start()
+    while dispatcher.dispatch_due(limit=10):
+        pass
+
+    assert NotificationOutbox.objects.filter(status="sent").count() == 60
