@@ -102,6 +102,11 @@ def globally_reachable(ip: IPAddress) -> bool:
     return not _inside(ip, IPV6_REFUSED) or _inside(ip, IPV6_GLOBAL_EXCEPTIONS)
 
 
+@cache
+def _allowed_networks(blocks: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(block, strict=False) for block in blocks)
+
+
 def allowed(ip: IPAddress, allowed_networks: Iterable[str] = ()) -> bool:
     """Whether a webhook may connect to `ip`, given the operator's allowed networks.
 
@@ -110,7 +115,7 @@ def allowed(ip: IPAddress, allowed_networks: Iterable[str] = ()) -> bool:
     local-use NAT64 prefix is refused whatever it carries. Any other address must be
     globally reachable.
     """
-    networks = [ipaddress.ip_network(net, strict=False) for net in allowed_networks]
+    networks = _allowed_networks(tuple(allowed_networks))
 
     def listed(address: IPAddress) -> bool:
         return any(address.version == net.version and address in net for net in networks)
