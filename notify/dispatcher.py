@@ -70,7 +70,7 @@ def dispatch_due(*, limit: int | None = None) -> int:
 
 def finish_in_flight() -> None:
     """Wait for this thread's deliveries in flight and record them (the worker is stopping)."""
-    pipeline.finish_current()
+    pipeline.close_current()
 
 
 def release(pks: list[int], token: uuid.UUID) -> None:

@@ -69,6 +69,7 @@ class Pipeline:
         self.failed: set[int] = set()  # rows that failed during this run: not retaken in it
         self.channels: dict = {}  # the channels of this run's rows, each loaded once
         self.last_round = 0.0
+        self.closed = False
 
     def run(self, *, limit: int) -> int:
         """Take on up to `limit` rows; returns how many. 0 means nothing due, nothing in flight."""
@@ -172,6 +173,8 @@ class Pipeline:
         with self.cond:
             missing = settings.NOTIFY_CONCURRENCY - self.senders
             self.senders += max(missing, 0)
+            if missing < 0:
+                self.work.notify_all()  # the setting shrank: the senders beyond it end
         for _ in range(missing):
             threading.Thread(target=self.send_loop, name="notify-sender", daemon=True).start()
 
@@ -186,8 +189,9 @@ class Pipeline:
 
     def next_task(self) -> object:
         """The next task a sender may start; STOP when there are too many senders."""
-        if self.senders > settings.NOTIFY_CONCURRENCY:
+        if self.closed or self.senders > settings.NOTIFY_CONCURRENCY:
             self.senders -= 1
+            self.work.notify()  # pass the wake-up on: it may have been meant for a task
             return STOP
         cap = settings.NOTIFY_CHANNEL_CONCURRENCY
         for index, (row, token) in enumerate(self.held):
@@ -254,7 +258,17 @@ def current(hooks: Hooks) -> Pipeline:
     return pipeline
 
 
-def finish_current() -> None:
+def close_current(*, record: bool = True) -> None:
+    """Finish this thread's pipeline (recording its results unless told not to) and end its
+    senders; the next run starts a new one."""
     pipeline = getattr(_local, "pipeline", None)
-    if pipeline is not None:
+    if pipeline is None:
+        return
+    _local.pipeline = None
+    if record:
         pipeline.finish()
+    with pipeline.cond:
+        pipeline.held = []
+        pipeline.cond.wait_for(lambda: not pipeline.busy)
+        pipeline.closed = True
+        pipeline.work.notify_all()

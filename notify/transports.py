@@ -298,14 +298,6 @@ def pinned_client(origin: tuple[str, str, int], address: str) -> httpx.Client:
     return client
 
 
-def close_clients() -> None:
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()
-
-
 @cache
 def tls_context(ca_bundle: str = "") -> ssl.SSLContext:
     """A verifying TLS context per CA bundle (certifi's when empty): building one costs ~0.1 s."""

@@ -9,6 +9,15 @@ from valhalla_ops.principals import SYSTEM
 from valhalla_ops.tests.services import free_port
 
 
+@pytest.fixture(autouse=True)
+def fresh_pipeline():
+    """Each test starts with a new pipeline: nothing in flight from another test's database."""
+    from notify import pipeline
+
+    yield
+    pipeline.close_current(record=False)
+
+
 @pytest.fixture
 def make_channel(db):
     """make(name=..., channel_type=..., target=..., events=[...]) -> NotificationChannel."""

@@ -234,6 +234,7 @@ def test_a_row_waiting_behind_a_slow_receiver_has_its_lease_renewed(
     line.channels = {}
     assert line.claim(10) == 1  # held: no sender runs it
     first_lease = NotificationOutbox.objects.get(pk=row.pk).locked_until
+    assert first_lease is not None
     clock = time.monotonic() + 11  # a third of the lease later
     monkeypatch.setattr(pipeline.time, "monotonic", lambda: clock)
 
