@@ -11,12 +11,13 @@ class NotifyConfig(AppConfig):
         from notify import dashboard, dispatcher, ops, services
         from notify.checks import check_sms_backend
         from notify.models import NotificationOutbox
-        from valhalla_ops import registry, roles
+        from valhalla_ops import registry, roles, worker
         from valhalla_ops.metrics import status_gauge
 
         checks.register(check_sms_backend)
         roles.grant("notify", operator=["notificationchannel", "notificationoutbox"])
         registry.worker_steps.register("notify", dispatcher.dispatch_due)
+        worker.at_stop(dispatcher.finish_in_flight)
         registry.event_emitter.register("default", services.emit_event)
         for name, action in ops.ACTIONS.items():
             registry.ops_actions.register(name, action)

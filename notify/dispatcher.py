@@ -2,20 +2,23 @@
 
 Delivery is at least once: a worker that dies mid-batch leaves its rows leased, and they
 come back when the lease expires. Each row carries a stable `message_id` for receivers.
+notify.pipeline keeps many deliveries in flight; this module claims, delivers and records.
 """
 
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from prometheus_client import Counter
 
-from notify import services, transports
+from notify import pipeline, services, transports
 from notify.models import NotificationChannel, NotificationOutbox
 from valhalla_ops.metrics import registry as metrics_registry
 from valhalla_ops.principals import SYSTEM
@@ -58,21 +61,20 @@ def retry_delay(failures: int) -> timedelta:
 
 
 def dispatch_due(*, limit: int | None = None) -> int:
-    """Deliver up to `limit` due notifications; returns how many were handled."""
-    token, pks = claim(limit=limit or settings.NOTIFY_BATCH_SIZE)
-    for index, pk in enumerate(pks):
-        if stop_requested():  # SIGTERM: hand the rest of the batch back at once
-            release(pks[index:], token)
-            return index
-        try:
-            process(pk, token)
-        except Exception:  # one bad row never stops the batch; its lease brings it back
-            logger.exception("notification %s: dispatch failed", pk)
-    return len(pks)
+    """Deliver due notifications, many at a time; returns how many rows were taken on.
+
+    0 means nothing was due and nothing is in flight.
+    """
+    return pipeline.current(HOOKS).run(limit=limit or settings.NOTIFY_BATCH_SIZE)
+
+
+def finish_in_flight() -> None:
+    """Wait for this thread's deliveries in flight and record them (the worker is stopping)."""
+    pipeline.close_current()
 
 
 def release(pks: list[int], token: uuid.UUID) -> None:
-    """Give leased rows back to the queue without an attempt (the worker is stopping)."""
+    """Give leased rows back to the queue without an attempt (stopping, or over a cap)."""
     with bookkeeping():
         NotificationOutbox.objects.filter(pk__in=pks, lease_token=token).update(
             locked_until=None, lease_token=None
@@ -83,12 +85,23 @@ def _lease_end() -> datetime:
     return timezone.now() + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
 
 
-def claim(*, limit: int) -> tuple[uuid.UUID, list[int]]:
+def _due(exclude_channels: Sequence[int], exclude_rows: Sequence[int]) -> QuerySet:
+    due = NotificationOutbox.objects.due().order_by("next_attempt_at", "id")
+    if exclude_channels:
+        due = due.exclude(channel_id__in=exclude_channels)
+    if exclude_rows:
+        due = due.exclude(pk__in=exclude_rows)
+    return due
+
+
+def claim(
+    *, limit: int, exclude_channels: Sequence[int] = (), exclude_rows: Sequence[int] = ()
+) -> tuple[uuid.UUID, list[int]]:
     """Lease due rows in a short transaction; other workers skip the locked ones."""
     token = uuid.uuid4()
     with transaction.atomic(), bookkeeping():
-        due = NotificationOutbox.objects.due().order_by("next_attempt_at", "id")
-        pks = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        due = _due(exclude_channels, exclude_rows).select_for_update(skip_locked=True)
+        pks = list(due.values_list("pk", flat=True)[:limit])
         if pks:
             NotificationOutbox.objects.filter(pk__in=pks).update(
                 locked_until=_lease_end(), lease_token=token
@@ -96,26 +109,148 @@ def claim(*, limit: int) -> tuple[uuid.UUID, list[int]]:
     return token, pks
 
 
-def take(pk: int, token: uuid.UUID) -> NotificationOutbox | None:
-    """Renew our lease just before delivering; None when another worker has taken the row."""
+def claim_rows(
+    limit: int,
+    exclude_channels: list[int],
+    exclude_rows: list[int],
+    channels: dict[int, NotificationChannel],
+) -> tuple[uuid.UUID, list[NotificationOutbox]]:
+    """Lease and load up to `limit` due rows in one statement; other workers skip locked ones.
+
+    Channels come from `channels`, a cache for the run, so each is loaded (and its secret
+    unsealed) once per batch.
+    """
+    token = uuid.uuid4()
+    inner, params = (
+        _due(exclude_channels, exclude_rows).values("pk")[:limit].query.sql_with_params()
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        inner += " FOR UPDATE SKIP LOCKED"
+    meta, quote = NotificationOutbox._meta, connection.ops.quote_name
+    lease = [
+        NotificationOutbox.locked_until.field.get_db_prep_save(_lease_end(), connection),
+        NotificationOutbox.lease_token.field.get_db_prep_save(token, connection),
+    ]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('locked_until')} = %s, "
+        f"{quote('lease_token')} = %s WHERE {quote('id')} IN ({inner}) RETURNING *"
+    )
     with bookkeeping():
-        renewed = NotificationOutbox.objects.filter(
-            pk=pk, lease_token=token, status=NotificationOutbox.Status.PENDING
-        ).update(locked_until=_lease_end())
-    if not renewed:
-        return None
-    return NotificationOutbox.objects.select_related("channel").get(pk=pk)
+        rows = sorted(NotificationOutbox.objects.raw(sql, [*lease, *params]), key=lambda r: r.pk)
+    missing = {row.channel_id for row in rows} - set(channels)
+    if missing:
+        channels.update(NotificationChannel.objects.in_bulk(missing))
+    for row in rows:
+        row.channel = channels[row.channel_id]
+    return token, rows
 
 
-def process(pk: int, token: uuid.UUID) -> None:
-    notification = take(pk, token)
-    if notification is None:
-        logger.info("notification %s: lease lost to another worker, skipped", pk)
+def deliver_rows(rows: list[NotificationOutbox], token: uuid.UUID) -> list[Outcome | None]:
+    """One task's deliveries, in a pool thread: never touches the database.
+
+    Emails share one SMTP connection; a stopping worker leaves the rest (None) to release.
+    """
+    with transports.batch(token):
+        if rows[0].channel.channel_type != "email":
+            return [attempt(row) for row in rows]
+        results: list[Outcome | None] = []
+        with transports.smtp_session():
+            for row in rows:
+                results.append(None if stop_requested() else attempt(row))
+        return results
+
+
+def inactive(notification: NotificationOutbox) -> Outcome:
+    return Outcome(
+        f"channel {notification.channel.name} is inactive", permanent=True, counted=False
+    )
+
+
+def record_results(results: list[tuple[NotificationOutbox, uuid.UUID, object]]) -> set[int]:
+    """Write a round of results: the successes in one statement, each failure on its own.
+
+    Returns the rows that failed, which the same run does not take again (the first retry
+    is immediate, but not in the same breath).
+    """
+    sent = [(row, token) for row, token, outcome in results if delivered(outcome)]
+    unsent: dict[uuid.UUID, list[int]] = {}
+    for row, token, outcome in results:
+        if outcome is None:
+            unsent.setdefault(token, []).append(row.pk)
+    for token, pks in unsent.items():
+        release(pks, token)
+    try:
+        record_sent(sent)
+    except Exception:  # one bad write never stops the worker; the leases bring the rows back
+        logger.exception("recording %s deliveries failed", len(sent))
+    for row, token, outcome in results:
+        if isinstance(outcome, Outcome) and not delivered(outcome):
+            try:
+                record(row, token, outcome)
+            except Exception:
+                logger.exception("notification %s: recording its result failed", row.pk)
+    for row, _token, outcome in results:
+        if isinstance(outcome, Outcome) and outcome.counted:
+            deliveries.labels(row.channel.channel_type, "sent" if outcome.ok else "failed").inc()
+    return {
+        row.pk
+        for row, _token, outcome in results
+        if isinstance(outcome, Outcome) and not outcome.ok
+    }
+
+
+def delivered(outcome: object) -> bool:
+    return isinstance(outcome, Outcome) and outcome.ok and outcome.counted
+
+
+def record_sent(sent: list[tuple[NotificationOutbox, uuid.UUID]]) -> None:
+    """Mark delivered rows sent (those we still hold) and clear their channels' failure streak."""
+    if not sent:
         return
-    outcome = attempt(notification)
-    channel_type = notification.channel.channel_type
-    deliveries.labels(channel_type, "sent" if outcome.ok else "failed").inc()
-    record(notification, token, outcome)
+    held = Q()
+    by_token: dict[uuid.UUID, list[int]] = {}
+    for row, token in sent:
+        by_token.setdefault(token, []).append(row.pk)
+    for token, pks in by_token.items():
+        held |= Q(lease_token=token, pk__in=pks)
+    now = timezone.now()
+    with bookkeeping():
+        updated = NotificationOutbox.objects.filter(held).update(
+            status=NotificationOutbox.Status.SENT,
+            sent_at=now,
+            last_error="",
+            attempts=F("attempts") + 1,
+            locked_until=None,
+            lease_token=None,
+            updated_at=now,
+        )
+        failing = {row.channel for row, _token in sent if row.channel.failing_since is not None}
+        if failing:
+            NotificationChannel.objects.filter(pk__in=[c.pk for c in failing]).update(
+                failing_since=None
+            )
+            for channel in failing:
+                channel.failing_since = None
+    if updated < len(sent):
+        logger.warning("%s deliveries lost their lease before being saved", len(sent) - updated)
+
+
+def renew_leases(rows: list[tuple[NotificationOutbox, uuid.UUID]]) -> None:
+    """Extend the leases of claimed rows still waiting for a slot."""
+    held = Q()
+    for row, token in rows:
+        held |= Q(pk=row.pk, lease_token=token)
+    with bookkeeping():
+        NotificationOutbox.objects.filter(held).update(locked_until=_lease_end())
+
+
+HOOKS = pipeline.Hooks(
+    claim_rows=claim_rows,
+    deliver=deliver_rows,
+    inactive=inactive,
+    record=record_results,
+    renew=renew_leases,
+)
 
 
 def attempt(notification: NotificationOutbox) -> Outcome:
@@ -178,6 +313,7 @@ def track_channel_health(channel: NotificationChannel, outcome: Outcome) -> None
         return
     now = timezone.now()
     channels.filter(failing_since=None).update(failing_since=now)
+    channel.failing_since = channel.failing_since or now  # the run's cached channel, too
     since = channels.values_list("failing_since", flat=True).first()
     if since is not None and now - since >= DISABLE_AFTER:
         reason = f"deliveries failing since {since:%Y-%m-%d %H:%M} UTC: {outcome.error}"

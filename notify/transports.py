@@ -5,7 +5,10 @@ import logging
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Protocol, cast
@@ -16,6 +19,7 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import BadHeaderError, EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.module_loading import import_string
 from standardwebhooks.webhooks import Webhook
@@ -71,10 +75,34 @@ def text_body(notification: "NotificationOutbox") -> str:
 # --- email --------------------------------------------------------------------------------
 
 
-def send_email(notification: "NotificationOutbox", channel: "NotificationChannel") -> None:
+_smtp = threading.local()
+
+
+@contextmanager
+def smtp_session() -> Iterator[None]:
+    """Send every email of this thread over one SMTP connection until the block ends.
+
+    The connection opens with the first email; one that breaks is closed and the next email
+    opens a new one.
+    """
+    timeout = getattr(settings, "EMAIL_TIMEOUT", None) or settings.NOTIFY_HTTP_TIMEOUT
+    _smtp.connection = get_connection(fail_silently=False, timeout=timeout)
+    try:
+        yield
+    finally:
+        connection, _smtp.connection = _smtp.connection, None
+        try:
+            connection.close()
+        except Exception:  # the server may already be gone; the mails are sent or recorded
+            logger.warning("closing the SMTP connection failed", exc_info=True)
+
+
+def email_message(
+    notification: "NotificationOutbox", channel: "NotificationChannel"
+) -> EmailMessage:
     domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
     subject = " ".join((notification.subject or notification.topic).splitlines())
-    message = EmailMessage(
+    return EmailMessage(
         subject=subject,
         body=text_body(notification),
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -84,16 +112,33 @@ def send_email(notification: "NotificationOutbox", channel: "NotificationChannel
             "X-Valhalla-Topic": notification.topic or "direct",
         },
     )
-    timeout = getattr(settings, "EMAIL_TIMEOUT", None) or settings.NOTIFY_HTTP_TIMEOUT
+
+
+def send_email(notification: "NotificationOutbox", channel: "NotificationChannel") -> None:
+    message = email_message(notification, channel)
+    connection = getattr(_smtp, "connection", None)
     try:
-        with get_connection(fail_silently=False, timeout=timeout) as connection:
-            sent = connection.send_messages([message])
+        if connection is None:
+            timeout = getattr(settings, "EMAIL_TIMEOUT", None) or settings.NOTIFY_HTTP_TIMEOUT
+            with get_connection(fail_silently=False, timeout=timeout) as single:
+                sent = single.send_messages([message])
+        else:
+            sent = _send_in_session(connection, message)
     except BadHeaderError as error:
         raise TransportError(f"invalid email header: {error}", permanent=True) from error
     except (smtplib.SMTPException, OSError) as error:
         raise TransportError(f"SMTP: {type(error).__name__}: {error}") from error
     if not sent:
         raise TransportError("the email backend sent nothing")
+
+
+def _send_in_session(connection: BaseEmailBackend, message: EmailMessage) -> int:
+    try:
+        connection.open()  # a no-op while the session's connection is open
+        return connection.send_messages([message])
+    except (smtplib.SMTPServerDisconnected, OSError):
+        connection.close()  # the next email reconnects
+        raise
 
 
 # --- webhooks -----------------------------------------------------------------------------
@@ -128,14 +173,54 @@ def signed_headers(*, secret: str, message_id: str, body: str) -> dict[str, str]
     }
 
 
-def resolve_checked(host: str, port: int) -> str:
-    """Resolve `host` once; the address to connect to, if every address it has is allowed."""
+_resolved: dict[tuple[object, str, int], list[str] | TransportError] = {}
+_resolved_lock = threading.Lock()
+_batch = threading.local()
+MAX_RESOLVED = 4096
+
+
+@contextmanager
+def batch(key: object) -> Iterator[None]:
+    """Within the block, this thread shares DNS answers with every thread of batch `key`.
+
+    Each host is then resolved once per batch; outside a batch, on every delivery.
+    """
+    _batch.key = key
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
-        raise TransportError(f"cannot resolve {host}: {error}") from error
-    # A host name resolves to AF_INET and AF_INET6 addresses, whose sockaddr[0] is a string.
-    addresses = [cast(str, info[4][0]) for info in infos]
+        yield
+    finally:
+        _batch.key = None
+
+
+def _lookup(host: str, port: int) -> list[str]:
+    key = (getattr(_batch, "key", None), host, port)
+    known = None
+    if key[0] is not None:
+        with _resolved_lock:
+            known = _resolved.get(key)
+    if known is None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # A host name resolves to AF_INET and AF_INET6 addresses: sockaddr[0] is a string.
+            known = [cast(str, info[4][0]) for info in infos]
+        except (socket.gaierror, UnicodeError) as error:
+            known = TransportError(f"cannot resolve {host}: {error}")
+        if key[0] is not None:
+            with _resolved_lock:
+                if len(_resolved) >= MAX_RESOLVED:
+                    _resolved.clear()
+                _resolved[key] = known
+    if isinstance(known, TransportError):
+        raise TransportError(str(known))
+    return known
+
+
+def resolve_checked(host: str, port: int) -> str:
+    """The address to connect to for `host`, if every address it has is allowed.
+
+    Within a batch the answer is shared; the check runs on every call.
+    """
+    addresses = _lookup(host, port)
     for address in addresses:
         ip = literal_ip(address.split("%", 1)[0])
         if ip is None or not address_allowed(ip):
@@ -168,16 +253,49 @@ class _PinnedBackend(httpcore.SyncBackend):
 class PinnedTransport(httpx.HTTPTransport):
     """An httpx transport bound to a checked address, so DNS rebinding cannot move it.
 
-    TLS still uses the URL's host name for SNI and certificate verification.
+    TLS still uses the URL's host name for SNI and certificate verification. Its pool keeps
+    connections alive, all of them to that one address.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, max_connections: int = 1) -> None:
         context = tls_context(settings.NOTIFY_CA_BUNDLE)
         super().__init__(verify=context)
         # httpx has no public hook for the network backend; httpcore's pool takes one.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=context, network_backend=_PinnedBackend(address), max_connections=1
+            ssl_context=context,
+            network_backend=_PinnedBackend(address),
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
         )
+
+
+MAX_CLIENTS = 256
+_clients: "OrderedDict[tuple[str, ...], httpx.Client]" = OrderedDict()
+_clients_lock = threading.Lock()
+
+
+def pinned_client(origin: tuple[str, str, int], address: str) -> httpx.Client:
+    """A kept-alive client for one receiver (scheme, host, port) on one checked address.
+
+    Clients live for the process, so connections survive from batch to batch; the least
+    recently used one is closed beyond MAX_CLIENTS.
+    """
+    key = (*map(str, origin), address, settings.NOTIFY_CA_BUNDLE)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None:
+            _clients.move_to_end(key)
+            return client
+        client = httpx.Client(
+            transport=PinnedTransport(address, max_connections=settings.NOTIFY_CONCURRENCY),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        _clients[key] = client
+        evicted = _clients.popitem(last=False)[1] if len(_clients) > MAX_CLIENTS else None
+    if evicted is not None:
+        evicted.close()
+    return client
 
 
 @cache
@@ -191,14 +309,12 @@ def post_pinned(url: str, *, content: str, headers: dict[str, str]) -> tuple[int
     parsed = httpx.URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     address = resolve_checked(parsed.host, port)
-    client = httpx.Client(
-        transport=PinnedTransport(address),
-        timeout=settings.NOTIFY_HTTP_TIMEOUT,
-        follow_redirects=False,
-        trust_env=False,
-    )
+    client = pinned_client((parsed.scheme, parsed.host, port), address)
+    timeout = settings.NOTIFY_HTTP_TIMEOUT
     try:
-        with client, client.stream("POST", parsed, content=content, headers=headers) as response:
+        with client.stream(
+            "POST", parsed, content=content, headers=headers, timeout=timeout
+        ) as response:
             start = _read_start(response)
             return response.status_code, response.headers.get("location", ""), start
     except httpx.HTTPError as error:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
+from notify import addresses
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]{1,128}$")
 TOPIC = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -103,7 +105,7 @@ def events_error(events: object) -> str | None:
     return None
 
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = addresses.IPAddress
 
 
 def literal_ip(host: str) -> IPAddress | None:
@@ -114,10 +116,5 @@ def literal_ip(host: str) -> IPAddress | None:
 
 
 def address_allowed(ip: IPAddress) -> bool:
-    """Public unicast addresses, or any address inside NOTIFY_WEBHOOK_ALLOWED_NETWORKS."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for network in settings.NOTIFY_WEBHOOK_ALLOWED_NETWORKS:
-        if ip in ipaddress.ip_network(network, strict=False):
-            return True
-    return ip.is_global and not ip.is_multicast
+    """Globally reachable unicast (IPv4 inside IPv6 unwrapped), or inside an allowed network."""
+    return addresses.allowed(ip, settings.NOTIFY_WEBHOOK_ALLOWED_NETWORKS)

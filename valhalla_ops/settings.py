@@ -313,7 +313,14 @@ RATELIMIT_RULES_CACHE_SECONDS = env.float(
 RATELIMIT_REDIS_TIMEOUT = env.float("RATELIMIT_REDIS_TIMEOUT", default=0.2, validate=POSITIVE)
 
 # --- notify ------------------------------------------------------------------------------
-NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=50, validate=AT_LEAST_ONE)
+# Rows one worker takes on per turn of its loop (then the other steps get theirs).
+NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=500, validate=AT_LEAST_ONE)
+# Deliveries in flight per worker process, and at most this many for one channel, so a slow
+# receiver holds only its share of them.
+NOTIFY_CONCURRENCY = env.int("NOTIFY_CONCURRENCY", default=32, validate=Range(min=1, max=1024))
+NOTIFY_CHANNEL_CONCURRENCY = env.int(
+    "NOTIFY_CHANNEL_CONCURRENCY", default=8, validate=Range(min=1, max=1024)
+)
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=9, validate=AT_LEAST_ONE)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=60, validate=AT_LEAST_ONE)
 NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0, validate=POSITIVE)

@@ -24,6 +24,24 @@ def stop_requested() -> bool:
     return _stop_requested.is_set()
 
 
+# Called when a worker's loop ends, in its thread: steps that keep work in flight between
+# turns (notify's deliveries) finish it here.
+_at_stop: list[Callable[[], None]] = []
+
+
+def at_stop(callback: Callable[[], None]) -> None:
+    if callback not in _at_stop:
+        _at_stop.append(callback)
+
+
+def run_stop_callbacks() -> None:
+    for callback in _at_stop:
+        try:
+            callback()
+        except Exception:  # one failing callback must not skip the others
+            logger.exception("worker stop callback %s failed", callback)
+
+
 class Worker:
     def __init__(self, steps: Sequence[Step], *, interval: float) -> None:
         self.steps = steps
@@ -37,13 +55,16 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        while not self.stopping.is_set():
-            close_old_connections()
-            if self.run_steps():
-                continue
-            if once:
-                break
-            self.stopping.wait(self.interval)  # SIGTERM wakes this at once
+        try:
+            while not self.stopping.is_set():
+                close_old_connections()
+                if self.run_steps():
+                    continue
+                if once:
+                    break
+                self.stopping.wait(self.interval)  # SIGTERM wakes this at once
+        finally:
+            run_stop_callbacks()
         return self.handled
 
     def run_steps(self) -> int:

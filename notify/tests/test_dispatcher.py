@@ -163,17 +163,20 @@ def test_an_unexpected_error_fails_the_row_and_the_loop_goes_on(
     assert any(record.exc_info for record in caplog.records)
 
 
-def test_a_row_whose_bookkeeping_fails_does_not_stop_the_batch(
-    receipts, make_notification, monkeypatch
-):
-    broken, fine = make_notification(), make_notification()
+def test_a_row_whose_bookkeeping_fails_does_not_stop_the_batch(monkeypatch, make_notification):
+    broken, fine = make_notification(subject="broken"), make_notification(subject="fine")
     real_record = dispatcher.record
+
+    def flaky(notification, channel) -> None:
+        if notification.subject == "broken":
+            raise transports.TransportError("refused")
 
     def record(notification, token, outcome) -> None:
         if notification.pk == broken.pk:
             raise RuntimeError("database hiccup")
         real_record(notification, token, outcome)
 
+    monkeypatch.setattr(transports, "deliver", flaky)
     monkeypatch.setattr(dispatcher, "record", record)
 
     assert dispatcher.dispatch_due() == 2
@@ -182,7 +185,26 @@ def test_a_row_whose_bookkeeping_fails_does_not_stop_the_batch(
     broken.refresh_from_db()
     assert fine.status == "sent"
     assert broken.status == "pending"
+    assert broken.attempts == 0
     assert broken.locked_until is not None  # comes back when the lease expires
+
+
+def test_when_saving_a_round_of_successes_fails_the_rows_come_back_later(
+    receipts, make_notification, monkeypatch
+):
+    rows = [make_notification() for _ in range(3)]
+
+    def hiccup(sent) -> None:
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(dispatcher, "record_sent", hiccup)
+
+    assert dispatcher.dispatch_due() == 3
+
+    for row in rows:
+        row.refresh_from_db()
+        assert (row.status, row.attempts) == ("pending", 0)
+        assert row.locked_until is not None
 
 
 def test_an_inactive_channel_fails_its_rows_without_an_attempt(
@@ -222,14 +244,17 @@ def test_a_crashed_workers_rows_come_back_after_the_lease(receipts, make_notific
         during_lease = dispatcher.dispatch_due()
         clock.shift(timedelta(seconds=61))
         after_lease = dispatcher.dispatch_due()
-        dispatcher.process(notification.pk, crashed_token)  # the old worker wakes up
+        notification.refresh_from_db()
+        # The old worker wakes up and saves a result under its lost lease: nothing changes.
+        dispatcher.record_results([(notification, crashed_token, dispatcher.Outcome("late"))])
+        dispatcher.record_results([(notification, crashed_token, dispatcher.Outcome())])
 
     notification.refresh_from_db()
     assert claimed == [notification.pk]
     assert during_lease == 0
     assert after_lease == 1
     assert receipts == [notification.message_id]
-    assert notification.status == "sent"
+    assert (notification.status, notification.attempts, notification.last_error) == ("sent", 1, "")
 
 
 def test_a_success_clears_the_channels_failure_streak(receipts, make_channel, make_notification):
@@ -323,21 +348,22 @@ def test_deliveries_are_counted_in_metrics(receipts, make_notification):
 
 
 def test_a_stopping_worker_hands_the_rest_of_its_batch_back(make_notification, monkeypatch):
-    rows = [make_notification() for _ in range(3)]
+    rows = [make_notification() for _ in range(3)]  # emails: one task, one SMTP connection
     delivered: list[int] = []
 
-    def deliver_then_stop(pk, token):
-        delivered.append(pk)
+    def deliver_then_stop(notification, channel) -> None:
+        delivered.append(notification.pk)
         worker._stop_requested.set()  # SIGTERM arrives while the first row is in hand
 
-    monkeypatch.setattr(dispatcher, "process", deliver_then_stop)
+    monkeypatch.setattr(transports, "deliver", deliver_then_stop)
     try:
-        handled = dispatcher.dispatch_due(limit=10)
+        dispatcher.dispatch_due(limit=10)
     finally:
         worker._stop_requested.clear()
 
-    assert handled == 1
     assert delivered == [rows[0].pk]
+    rows[0].refresh_from_db()
+    assert rows[0].status == "sent"
     for row in rows[1:]:
         row.refresh_from_db()
         assert (row.locked_until, row.lease_token, row.attempts) == (None, None, 0)

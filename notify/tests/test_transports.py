@@ -18,6 +18,12 @@ from valhalla_ops.tests.services import free_port
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def local_only(stub_dns, network_guard):
+    """Names resolve through a local table, and nothing connects beyond loopback."""
+    return stub_dns
+
+
 def delivered(notification: NotificationOutbox) -> NotificationOutbox:
     dispatch_due()
     notification.refresh_from_db()
