@@ -99,3 +99,36 @@ def subscribe(db):
         return lambda: list(NotificationOutbox.objects.filter(channel=channel).order_by("id"))
 
     return make
+
+
+def database_url(tmp_path) -> str:
+    """This run's test database as a URL for another process: PostgreSQL's, or a new SQLite file."""
+    from urllib.parse import quote
+
+    if connection.vendor != "postgresql":
+        return f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def run_bench(script: str, *args: str) -> str:
+    """Run a script of bench/ to its end; its output, or the test fails with it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    bench = Path(settings.BASE_DIR) / "bench"
+    result = subprocess.run(
+        [sys.executable, str(bench / script), *args],
+        cwd=bench.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
