@@ -22,8 +22,7 @@ import httpx
 import pytest
 
 from ratelimits.limiter import window_of
-from ratelimits.tests.test_concurrency import subprocess_database_url
-from valhalla_ops.tests.services import free_port
+from valhalla_ops.tests.services import free_port, postgres_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 ROUNDS = 10
@@ -107,7 +106,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 def postgres_redis(postgres, redis_url, redis_client, tmp_path) -> Iterator[Deployment]:
     env = {
         **base_env(tmp_path),
-        "DATABASE_URL": subprocess_database_url(),
+        "DATABASE_URL": postgres_url(),
         "REDIS_URL": redis_url,
         "CACHE_KEY_PREFIX": f"vo-test-{uuid.uuid4().hex[:8]}",
     }

@@ -11,12 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.utils import timezone
 
 from maintenance import services, shared, state
 from maintenance.models import MaintenanceState, MaintenanceWindow
 from valhalla_ops.principals import SYSTEM
+from valhalla_ops.tests.services import postgres_url
 
 pytestmark = pytest.mark.django_db
 logger = logging.getLogger(__name__)
@@ -172,12 +173,6 @@ while time.monotonic() < deadline:
 """
 
 
-def _database_url() -> str:
-    conf = connection.settings_dict
-    auth = conf["USER"] + (f":{conf['PASSWORD']}" if conf["PASSWORD"] else "")
-    return f"postgres://{auth}@{conf['HOST']}:{conf['PORT'] or 5432}/{conf['NAME']}"
-
-
 def _start_reader(env: dict[str, str]) -> subprocess.Popen[str]:
     reader = subprocess.Popen(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", READER],
@@ -197,7 +192,7 @@ def _start_reader(env: dict[str, str]) -> subprocess.Popen[str]:
 @pytest.mark.parametrize("shared", ["redis", "no-redis"])
 @pytest.mark.django_db(transaction=True)
 def test_change_reaches_another_process_within_one_second(postgres, request, shared):
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": ""}
+    env = {**os.environ, "DATABASE_URL": postgres_url(), "REDIS_URL": ""}
     if shared == "redis":
         cache = request.getfixturevalue("shared_redis")
         env |= {"REDIS_URL": cache["LOCATION"], "CACHE_KEY_PREFIX": cache["KEY_PREFIX"]}

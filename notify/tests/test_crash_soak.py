@@ -8,22 +8,14 @@ import logging
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from notify.models import NotificationOutbox
 from notify.tests.soak import CountingReceiver, soak, worker_env
+from valhalla_ops.tests.services import postgres_url
 
 logger = logging.getLogger(__name__)
 
 WEBHOOKS = 1000
-
-
-def database_url() -> str:
-    values = connection.settings_dict
-    user = values["USER"] or ""
-    password = f":{values['PASSWORD']}" if values["PASSWORD"] else ""
-    host, port = values["HOST"] or "127.0.0.1", values["PORT"] or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{values['NAME']}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,7 +30,7 @@ def test_killed_workers_lose_nothing_and_duplicates_keep_their_webhook_id(
         for i in range(WEBHOOKS)
     )
     env = worker_env(
-        database_url(),
+        postgres_url(),
         SECRET_KEY=django_secret_key(),
         NOTIFY_LEASE_SECONDS="2",
         NOTIFY_CONCURRENCY="8",

@@ -7,32 +7,21 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
-from django.db import connection
 
 from ratelimits import services
 from ratelimits.limiter import window_of
 from ratelimits.models import RateLimitSnapshot
 from ratelimits.ruleset import counter_prefix
 from valhalla_ops.principals import SYSTEM
-from valhalla_ops.tests.services import free_ports
+from valhalla_ops.tests.services import free_ports, postgres_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 REQUESTS = 500
 LIMIT = 100
 WINDOW = 86400
-
-
-def subprocess_database_url() -> str:
-    """The test database of this run, as a URL for the subprocesses."""
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def start_gunicorn(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -63,7 +52,7 @@ def wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 
 def two_gunicorns(postgres, redis_client, redis_url):
     env = {
         **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
+        "DATABASE_URL": postgres_url(),
         "REDIS_URL": redis_url,
         "RATELIMIT_ENABLED": "1",
         "RATELIMIT_REDIS_TIMEOUT": "2",  # a slow reply on a busy machine must not fail open

@@ -10,7 +10,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -27,6 +26,7 @@ from valhalla_ops import registry, worker
 from valhalla_ops.models import SystemLog
 from valhalla_ops.principals import SYSTEM
 from valhalla_ops.registry import RetentionCategory
+from valhalla_ops.tests.services import postgres_url
 
 pytestmark = pytest.mark.django_db
 
@@ -384,14 +384,6 @@ def test_sigterm_interrupts_the_run_and_the_next_run_resumes(clock, make_policy,
     assert PurgeRun.objects.get(resumes=run.pk).deleted == 4
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_worker_run_is_interrupted_and_resumed(postgres, make_policy, settings):
     """A real worker process, killed with SIGKILL in the middle of a purge."""
@@ -400,7 +392,7 @@ def test_a_killed_worker_run_is_interrupted_and_resumed(postgres, make_policy, s
     old_logs(total, when=timezone.now() - timedelta(days=60))
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": postgres_url(),
         "RETENTION_BATCH_SIZE": "1",
         "RETENTION_BATCH_MAX_SIZE": "1",  # one row per batch: the purge takes seconds
         "RETENTION_LEASE_SECONDS": "1",

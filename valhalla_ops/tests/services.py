@@ -101,17 +101,22 @@ def subscribe(db):
     return make
 
 
-def database_url(tmp_path) -> str:
-    """This run's test database as a URL for another process: PostgreSQL's, or a new SQLite file."""
+def postgres_url() -> str:
+    """This run's PostgreSQL test database as a URL, for the processes a test starts."""
     from urllib.parse import quote
 
-    if connection.vendor != "postgresql":
-        return f"sqlite:///{tmp_path / 'bench.sqlite3'}"
     db = connection.settings_dict
     auth = quote(db["USER"] or "", safe="")
     if db["PASSWORD"]:
         auth += ":" + quote(db["PASSWORD"], safe="")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def database_url(tmp_path) -> str:
+    """This run's test database for another process: PostgreSQL's, or a new SQLite file."""
+    if connection.vendor != "postgresql":
+        return f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    return postgres_url()
 
 
 def run_bench(script: str, *args: str) -> str:

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from valhalla_ops import metrics
-from valhalla_ops.tests.services import free_port
+from valhalla_ops.tests.services import free_port, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_KEYS = 6
@@ -89,11 +88,7 @@ def database_url(request, tmp_path) -> str:
     """A migrated database other processes can use: this run's PostgreSQL one, or a new file."""
     if connection.vendor == "postgresql":
         request.getfixturevalue("transactional_db")  # committed rows, seen by the processes
-        db = connection.settings_dict
-        auth = quote(db["USER"] or "", safe="")
-        if db["PASSWORD"]:
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        return postgres_url()
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     finish(manage(environment(url), "migrate", "--noinput", "--verbosity", "0"))
     return url

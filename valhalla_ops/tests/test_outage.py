@@ -24,9 +24,9 @@ from django.db import connection
 from django.utils import timezone
 
 from clients import services
-from ratelimits.tests.test_concurrency import subprocess_database_url, wait_until_up
+from ratelimits.tests.test_concurrency import wait_until_up
 from valhalla_ops.principals import SYSTEM
-from valhalla_ops.tests.services import free_port
+from valhalla_ops.tests.services import free_port, postgres_url
 from valhalla_ops.tests.tcp_proxy import TcpProxy
 
 OUTAGE_SECONDS = 3.0
@@ -64,7 +64,7 @@ def proxied_gunicorn(postgres, static_root, tmp_path):
     )
     proxy = TcpProxy(upstream)
     proxy.start()
-    url = subprocess_database_url().replace(f":{upstream[1]}/", f":{proxy.port}/")
+    url = postgres_url().replace(f":{upstream[1]}/", f":{proxy.port}/")
     env = {
         **{
             k: v
