@@ -32,6 +32,9 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "Request body too large."
     default_code = "too_large"
 
+    def __init__(self) -> None:
+        super().__init__(f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
 
 class Forbidden(ServiceError):
     """The actor lacks the power for this change; `audit` is the refusal's audit row.
@@ -57,9 +60,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     from rest_framework.views import exception_handler as drf_exception_handler
 
     if isinstance(exc, RequestDataTooBig):  # DRF reads JSON through request.body
-        exc = PayloadTooLarge(
-            f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
-        )
+        exc = PayloadTooLarge()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -191,3 +191,17 @@ def test_a_body_without_content_still_works_for_actions_without_input(admin, res
     response = admin.post(resources["/system/clients/{id}/deactivate/"])
 
     assert response.status_code == 200
+
+
+def test_a_body_without_a_declared_length_is_bounded_too(settings):
+    # A chunked request declares no Content-Length, so only the parser sees how long it is.
+    import io
+
+    from valhalla_ops.exceptions import PayloadTooLarge
+    from valhalla_ops.parsers import StrictJSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = json.dumps({"description": "x" * 200}).encode()
+
+    with pytest.raises(PayloadTooLarge, match="larger than 100 bytes"):
+        StrictJSONParser().parse(io.BytesIO(body), "application/json", {})
